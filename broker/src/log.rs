@@ -1,0 +1,694 @@
+//! [`Log`]: the embedded event log, its topics and their partitions.
+//!
+//! Layout of a data directory:
+//!
+//! ```text
+//! <data_dir>/.lock                         held (flock) while a Log has the directory open
+//! <data_dir>/topics/<topic>.json           topic metadata: name and TopicConfig
+//! <data_dir>/topics/<topic>-<partition>/   segments: <base offset>.log / .index / .timeindex
+//! <data_dir>/groups/<group>.json           committed offsets of one consumer group
+//! ```
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::batch::EncodedBatches;
+use crate::config::{CleanupPolicy, FlushPolicy, LogConfig, TopicConfig};
+use crate::error::LogError;
+use crate::flusher::Flusher;
+use crate::fs_util::{lock, read, remove_dir_if_exists, remove_file_if_exists, sync_dir, write};
+use crate::groups::GroupStore;
+use crate::partition::Partition;
+use crate::record::{AppendResult, Record, StoredRecord};
+use crate::retention::RetentionLimits;
+use crate::topic::{
+    metadata_path, partition_dir, read_metadata, validate_topic_name, write_metadata,
+};
+
+/// At most this many fsyncs run at once when several partitions need one.
+const MAX_PARALLEL_SYNCS: usize = 8;
+
+type TopicMap = RwLock<BTreeMap<String, Arc<Topic>>>;
+
+#[derive(Debug)]
+struct Topic {
+    config: RwLock<TopicConfig>,
+    partitions: Vec<Arc<Partition>>,
+}
+
+/// The embedded, durable, append-only event log.
+///
+/// Shared as `Arc<Log>`; every method takes `&self` and is safe to call from many threads (or
+/// tokio tasks: appends are short, synchronous file writes). Each partition has its own lock.
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    topics_dir: PathBuf,
+    config: LogConfig,
+    /// Shared with the background flusher, which needs the partitions but not the log.
+    topics: Arc<TopicMap>,
+    /// Serializes topic creation, deletion and reconfiguration.
+    admin: Mutex<()>,
+    groups: GroupStore,
+    flusher: Mutex<Option<Flusher>>,
+    /// Holds the directory's lock for the life of the log.
+    _lock_file: File,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
+
+impl Log {
+    /// Opens (creating if needed) the log in `dir` and recovers every partition: each partition's
+    /// last segment is scanned and a torn or corrupt tail is truncated, keeping every whole, valid
+    /// batch. Starts the background flusher for [`FlushPolicy::Interval`]; it stops when the last
+    /// `Arc` is dropped or on [`Log::close`].
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::InvalidLogConfig`]; [`LogError::DirectoryLocked`] if another `Log` has the
+    /// directory open; [`LogError::MetadataCorrupt`] for an unreadable topic or group file;
+    /// [`LogError::Io`].
+    pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Arc<Log>, LogError> {
+        config.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(LogError::io(&dir))?;
+        let lock_path = dir.join(".lock");
+        let lock_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(LogError::io(&lock_path))?;
+        match lock_file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(LogError::DirectoryLocked { path: lock_path });
+            }
+            Err(TryLockError::Error(source)) => {
+                return Err(LogError::Io {
+                    path: lock_path,
+                    source,
+                });
+            }
+        }
+
+        let topics_dir = dir.join("topics");
+        std::fs::create_dir_all(&topics_dir).map_err(LogError::io(&topics_dir))?;
+        let topics = Self::load_topics(&topics_dir, &config)?;
+        let groups = GroupStore::open(dir.join("groups"))?;
+        tracing::info!(dir = %dir.display(), topics = topics.len(), flush = ?config.flush, "opened log");
+
+        let log = Arc::new(Log {
+            dir,
+            topics_dir,
+            config,
+            topics: Arc::new(RwLock::new(topics)),
+            admin: Mutex::new(()),
+            groups,
+            flusher: Mutex::new(None),
+            _lock_file: lock_file,
+        });
+        if let FlushPolicy::Interval(interval) = log.config.flush {
+            let topics = Arc::clone(&log.topics);
+            let flusher = Flusher::spawn(move || flush_topics(&topics), interval, &log.dir)?;
+            *lock(&log.flusher) = Some(flusher);
+        }
+        Ok(log)
+    }
+
+    fn load_topics(
+        topics_dir: &Path,
+        config: &LogConfig,
+    ) -> Result<BTreeMap<String, Arc<Topic>>, LogError> {
+        let mut topics = BTreeMap::new();
+        let mut dirs = Vec::new();
+        for entry in std::fs::read_dir(topics_dir).map_err(LogError::io(topics_dir))? {
+            let entry = entry.map_err(LogError::io(topics_dir))?;
+            let path = entry.path();
+            let file_type = entry.file_type().map_err(LogError::io(&path))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if file_type.is_dir() {
+                dirs.push((name, path));
+            } else if name.ends_with(".tmp") {
+                remove_file_if_exists(&path)?;
+            } else if name.ends_with(".json") {
+                let (topic, topic_config) = read_metadata(&path)?;
+                let name: Arc<str> = topic.as_str().into();
+                let segment_bytes = topic_config.segment_bytes.unwrap_or(config.segment_bytes);
+                let partitions = (0..topic_config.partitions)
+                    .map(|partition| {
+                        Partition::open(
+                            partition_dir(topics_dir, &topic, partition),
+                            Arc::clone(&name),
+                            partition,
+                            config.index_interval_bytes,
+                            segment_bytes,
+                        )
+                        .map(Arc::new)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                topics.insert(
+                    topic,
+                    Arc::new(Topic {
+                        config: RwLock::new(topic_config),
+                        partitions,
+                    }),
+                );
+            }
+        }
+        // A partition directory without metadata is what an interrupted create or delete leaves.
+        let expected: std::collections::HashSet<PathBuf> = topics
+            .values()
+            .flat_map(|topic| {
+                topic
+                    .partitions
+                    .iter()
+                    .map(|partition| partition.dir().to_owned())
+            })
+            .collect();
+        for (name, path) in dirs {
+            if !expected.contains(&path) {
+                tracing::warn!(dir = %path.display(), name, "removing partition directory of a topic that does not exist");
+                remove_dir_if_exists(&path)?;
+            }
+        }
+        Ok(topics)
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The log's configuration.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    fn topic(&self, name: &str) -> Result<Arc<Topic>, LogError> {
+        read(&self.topics)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| LogError::UnknownTopic {
+                topic: name.to_owned(),
+            })
+    }
+
+    fn partition(&self, topic: &str, partition: u32) -> Result<Arc<Partition>, LogError> {
+        self.topic(topic)?
+            .partitions
+            .get(partition as usize)
+            .cloned()
+            .ok_or_else(|| LogError::UnknownPartition {
+                topic: topic.to_owned(),
+                partition,
+            })
+    }
+
+    /// Creates the topic, or does nothing if it exists with the same partition count (its stored
+    /// config is then kept; see [`Log::update_topic_config`] to change it).
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::PartitionCountMismatch`] if it exists with another count;
+    /// [`LogError::InvalidTopicName`]; [`LogError::InvalidTopicConfig`]; [`LogError::Io`].
+    pub fn ensure_topic(&self, name: &str, config: TopicConfig) -> Result<(), LogError> {
+        validate_topic_name(name)?;
+        config.validate(name)?;
+        let _admin = lock(&self.admin);
+        if let Some(existing) = read(&self.topics).get(name) {
+            let existing = existing.partitions.len() as u32;
+            if existing != config.partitions {
+                return Err(LogError::PartitionCountMismatch {
+                    topic: name.to_owned(),
+                    existing,
+                    requested: config.partitions,
+                });
+            }
+            return Ok(());
+        }
+        let topic_name: Arc<str> = name.into();
+        let segment_bytes = config.segment_bytes.unwrap_or(self.config.segment_bytes);
+        let mut partitions = Vec::with_capacity(config.partitions as usize);
+        for partition in 0..config.partitions {
+            let dir = partition_dir(&self.topics_dir, name, partition);
+            // Leftovers of an interrupted create or delete of a topic of the same name.
+            remove_dir_if_exists(&dir)?;
+            partitions.push(Arc::new(Partition::open(
+                dir,
+                Arc::clone(&topic_name),
+                partition,
+                self.config.index_interval_bytes,
+                segment_bytes,
+            )?));
+        }
+        sync_dir(&self.topics_dir)?;
+        write_metadata(&self.topics_dir, name, &config)?;
+        tracing::info!(
+            topic = name,
+            partitions = config.partitions,
+            "created topic"
+        );
+        write(&self.topics).insert(
+            name.to_owned(),
+            Arc::new(Topic {
+                config: RwLock::new(config),
+                partitions,
+            }),
+        );
+        Ok(())
+    }
+
+    /// Changes a topic's segment size, retention and cleanup policy. The partition count cannot
+    /// change.
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::UnknownTopic`]; [`LogError::PartitionCountMismatch`];
+    /// [`LogError::InvalidTopicConfig`]; [`LogError::Io`].
+    pub fn update_topic_config(&self, name: &str, config: TopicConfig) -> Result<(), LogError> {
+        config.validate(name)?;
+        let _admin = lock(&self.admin);
+        let topic = self.topic(name)?;
+        let existing = topic.partitions.len() as u32;
+        if existing != config.partitions {
+            return Err(LogError::PartitionCountMismatch {
+                topic: name.to_owned(),
+                existing,
+                requested: config.partitions,
+            });
+        }
+        write_metadata(&self.topics_dir, name, &config)?;
+        let segment_bytes = config.segment_bytes.unwrap_or(self.config.segment_bytes);
+        for partition in &topic.partitions {
+            partition.set_segment_bytes(segment_bytes);
+        }
+        *write(&topic.config) = config;
+        Ok(())
+    }
+
+    /// The topic's config, if the topic exists.
+    pub fn topic_config(&self, name: &str) -> Option<TopicConfig> {
+        let topic = read(&self.topics).get(name).cloned()?;
+        let config = read(&topic.config).clone();
+        Some(config)
+    }
+
+    /// All topic names, sorted.
+    pub fn topics(&self) -> Vec<String> {
+        read(&self.topics).keys().cloned().collect()
+    }
+
+    /// Deletes the topic, its data, and every group's committed offsets for it. Appends racing
+    /// the deletion fail with [`LogError::UnknownTopic`]; readers that already hold segment
+    /// handles finish reading; end-offset watchers see their sender close.
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::UnknownTopic`]; [`LogError::Io`].
+    pub fn delete_topic(&self, name: &str) -> Result<(), LogError> {
+        let _admin = lock(&self.admin);
+        let topic = write(&self.topics)
+            .remove(name)
+            .ok_or_else(|| LogError::UnknownTopic {
+                topic: name.to_owned(),
+            })?;
+        for partition in &topic.partitions {
+            partition.mark_deleted();
+        }
+        // The metadata file goes first: it is the commit point (see `topic.rs`).
+        remove_file_if_exists(&metadata_path(&self.topics_dir, name))?;
+        sync_dir(&self.topics_dir)?;
+        for partition in &topic.partitions {
+            remove_dir_if_exists(partition.dir())?;
+        }
+        self.groups.forget_topic(name)?;
+        tracing::info!(topic = name, "deleted topic");
+        Ok(())
+    }
+
+    /// Appends `records` to a partition as one RecordBatch (several if larger than
+    /// `max_batch_bytes`), with consecutive offsets from the current log end. With
+    /// [`FlushPolicy::EveryBatch`] it returns after the data is fsynced. An empty `records` writes
+    /// nothing and returns `last_offset = base_offset - 1`.
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::UnknownTopic`] / [`LogError::UnknownPartition`]; [`LogError::Encode`] for a
+    /// field over 2 GiB; [`LogError::Io`] (a prefix of a multi-batch append may then be written).
+    pub fn append(
+        &self,
+        topic: &str,
+        partition: u32,
+        records: &[Record],
+    ) -> Result<AppendResult, LogError> {
+        let handle = self.partition(topic, partition)?;
+        let mut encoded = self.encode(topic, partition, records)?;
+        let result = handle.append(&mut encoded)?;
+        if self.config.flush == FlushPolicy::EveryBatch && result.record_count() > 0 {
+            handle.sync_up_to(result.last_offset + 1)?;
+        }
+        tracing::trace!(
+            topic,
+            partition,
+            base_offset = result.base_offset,
+            records = records.len(),
+            "appended"
+        );
+        Ok(result)
+    }
+
+    fn encode(
+        &self,
+        topic: &str,
+        partition: u32,
+        records: &[Record],
+    ) -> Result<EncodedBatches, LogError> {
+        EncodedBatches::encode(records, self.config.max_batch_bytes).map_err(|source| {
+            LogError::Encode {
+                topic: topic.to_owned(),
+                partition,
+                source,
+            }
+        })
+    }
+
+    /// Appends to several partitions, then (with [`FlushPolicy::EveryBatch`]) fsyncs each touched
+    /// partition once, in parallel: a source task's poll spread over four partitions costs one
+    /// round of fsyncs, not four in a row. Results are in input order.
+    ///
+    /// Every topic, partition and record is checked before anything is written, so those errors
+    /// write nothing. The appends are not atomic across partitions: an I/O error can leave the
+    /// earlier ones written.
+    ///
+    /// # Errors
+    ///
+    /// As [`Log::append`].
+    pub fn append_many(
+        &self,
+        batches: &[(&str, u32, &[Record])],
+    ) -> Result<Vec<AppendResult>, LogError> {
+        let prepared = batches
+            .iter()
+            .map(|(topic, partition, records)| {
+                Ok((
+                    self.partition(topic, *partition)?,
+                    self.encode(topic, *partition, records)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, LogError>>()?;
+        let mut results = Vec::with_capacity(prepared.len());
+        let mut touched: Vec<(Arc<Partition>, i64)> = Vec::new();
+        for (partition, mut encoded) in prepared {
+            let result = partition.append(&mut encoded)?;
+            if result.record_count() > 0 {
+                let end = result.last_offset + 1;
+                match touched
+                    .iter_mut()
+                    .find(|(seen, _)| Arc::ptr_eq(seen, &partition))
+                {
+                    Some((_, seen_end)) => *seen_end = (*seen_end).max(end),
+                    None => touched.push((partition, end)),
+                }
+            }
+            results.push(result);
+        }
+        if self.config.flush == FlushPolicy::EveryBatch {
+            run_parallel(&touched, |(partition, end)| partition.sync_up_to(*end))?;
+        }
+        Ok(results)
+    }
+
+    /// Records from offset `from` on, up to about `max_bytes` of keys, values and headers (at
+    /// least one record if any exists at or after `from`, however large). A `from` inside a
+    /// batch starts at that record; a `from` below the start offset starts at the start offset;
+    /// at or past the end offset returns nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::UnknownTopic`] / [`LogError::UnknownPartition`]; [`LogError::SegmentCorrupt`]
+    /// if a batch fails its CRC or framing checks; [`LogError::Io`].
+    pub fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: i64,
+        max_bytes: usize,
+    ) -> Result<Vec<StoredRecord>, LogError> {
+        self.partition(topic, partition)?.read(from, max_bytes)
+    }
+
+    /// The stored RecordBatch bytes from the batch holding `from` on (which may start before
+    /// `from`, as in a Kafka fetch response), up to `max_bytes` (at least one batch if any). Lets
+    /// a Kafka-protocol server answer fetches without decoding or re-encoding.
+    ///
+    /// # Errors
+    ///
+    /// As [`Log::read`].
+    pub fn read_batches(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: i64,
+        max_bytes: usize,
+    ) -> Result<Bytes, LogError> {
+        self.partition(topic, partition)?
+            .read_batches(from, max_bytes)
+    }
+
+    /// The offset of the first record with a timestamp `>= timestamp` (Kafka's ListOffsets by
+    /// time), using the time indexes to skip old segments and batches.
+    ///
+    /// # Errors
+    ///
+    /// As [`Log::read`].
+    pub fn offset_for_timestamp(
+        &self,
+        topic: &str,
+        partition: u32,
+        timestamp: i64,
+    ) -> Result<Option<i64>, LogError> {
+        self.partition(topic, partition)?
+            .offset_for_timestamp(timestamp)
+    }
+
+    /// The log start offset: the first offset still stored (moves forward with retention).
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::UnknownTopic`] / [`LogError::UnknownPartition`].
+    pub fn start_offset(&self, topic: &str, partition: u32) -> Result<i64, LogError> {
+        Ok(self.partition(topic, partition)?.start_offset())
+    }
+
+    /// The log end offset: the offset the next appended record will get. Records below it are
+    /// readable (written, though with policies other than `EveryBatch` maybe not yet fsynced).
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::UnknownTopic`] / [`LogError::UnknownPartition`].
+    pub fn end_offset(&self, topic: &str, partition: u32) -> Result<i64, LogError> {
+        Ok(self.partition(topic, partition)?.end_offset())
+    }
+
+    /// A watch of the partition's end offset, updated on every append, so a consumer can
+    /// `changed().await` instead of polling. The sender closes when the topic is deleted.
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::UnknownTopic`] / [`LogError::UnknownPartition`].
+    pub fn end_offset_watch(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<watch::Receiver<i64>, LogError> {
+        Ok(self.partition(topic, partition)?.end_offset_watch())
+    }
+
+    /// Durably stores a group's committed offsets (the offset of the next record to consume, by
+    /// Kafka's convention); returns after they are fsynced.
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::UnknownTopic`] / [`LogError::UnknownPartition`]; [`LogError::InvalidOffset`]
+    /// for a negative offset; [`LogError::InvalidGroupName`]; [`LogError::Io`].
+    pub fn commit_offsets(
+        &self,
+        group: &str,
+        offsets: &[(&str, u32, i64)],
+    ) -> Result<(), LogError> {
+        for (topic, partition, offset) in offsets {
+            self.partition(topic, *partition)?;
+            if *offset < 0 {
+                return Err(LogError::InvalidOffset {
+                    topic: (*topic).to_owned(),
+                    partition: *partition,
+                    offset: *offset,
+                });
+            }
+        }
+        self.groups.commit(group, offsets)
+    }
+
+    /// The group's committed offset for a partition, if any.
+    pub fn committed_offset(&self, group: &str, topic: &str, partition: u32) -> Option<i64> {
+        self.groups.committed(group, topic, partition)
+    }
+
+    /// All of a group's committed offsets as `(topic, partition, offset)`, sorted.
+    pub fn group_offsets(&self, group: &str) -> Vec<(String, u32, i64)> {
+        self.groups.offsets(group)
+    }
+
+    /// Every group with committed offsets, sorted.
+    pub fn groups(&self) -> Vec<String> {
+        self.groups.groups()
+    }
+
+    /// Deletes all of a group's committed offsets. Deleting an unknown group is not an error.
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::Io`].
+    pub fn delete_group_offsets(&self, group: &str) -> Result<(), LogError> {
+        self.groups.delete(group)
+    }
+
+    /// Fsyncs every partition written since its last fsync, in parallel.
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::Io`] (the first failure; the other partitions are still synced).
+    pub fn flush(&self) -> Result<(), LogError> {
+        flush_topics(&self.topics)
+    }
+
+    /// Deletes old sealed segments of every `Delete`-policy topic by its `retention_ms` and
+    /// `retention_bytes`, as Kafka does: by size, the oldest segments while the partition stays
+    /// at or above `retention_bytes` without them; by time, the oldest segments whose newest
+    /// record is older than `retention_ms`. Only whole sealed segments go, so the start offset
+    /// moves to a segment boundary; the active segment always stays. Call it periodically.
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::Io`] (the first failure; the other partitions are still processed).
+    pub fn enforce_retention(&self) -> Result<(), LogError> {
+        self.enforce_retention_at(now_ms())
+    }
+
+    pub(crate) fn enforce_retention_at(&self, now_ms: i64) -> Result<(), LogError> {
+        let topics: Vec<Arc<Topic>> = read(&self.topics).values().cloned().collect();
+        let mut first_error = None;
+        for topic in topics {
+            let config = read(&topic.config).clone();
+            if config.cleanup_policy == CleanupPolicy::Compact {
+                continue;
+            }
+            let limits = RetentionLimits {
+                retention_bytes: config.retention_bytes,
+                retention_ms: config.retention_ms,
+            };
+            if limits == RetentionLimits::default() {
+                continue;
+            }
+            for partition in &topic.partitions {
+                if let Err(error) = partition.enforce_retention(limits, now_ms) {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Stops the background flusher and fsyncs everything. The log stays usable (appends then
+    /// follow the policy without the background thread). Dropping the last `Arc` does the same,
+    /// logging instead of returning a flush error.
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::Io`] from the final flush.
+    pub fn close(&self) -> Result<(), LogError> {
+        if let Some(flusher) = lock(&self.flusher).take() {
+            flusher.stop();
+        }
+        self.flush()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn partition_for_test(&self, topic: &str, partition: u32) -> Arc<Partition> {
+        self.partition(topic, partition)
+            .expect("partition exists in test")
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        if let Some(flusher) = lock(&self.flusher).take() {
+            flusher.stop();
+        }
+        if self.config.flush != FlushPolicy::Never
+            && let Err(error) = self.flush()
+        {
+            tracing::warn!(%error, "final flush at close failed");
+        }
+    }
+}
+
+/// Fsyncs every dirty partition of every topic, in parallel.
+fn flush_topics(topics: &TopicMap) -> Result<(), LogError> {
+    let dirty: Vec<Arc<Partition>> = read(topics)
+        .values()
+        .flat_map(|topic| topic.partitions.iter())
+        .filter(|partition| partition.is_dirty())
+        .cloned()
+        .collect();
+    run_parallel(&dirty, |partition| partition.sync_if_dirty())
+}
+
+/// Runs `work` on every item, on up to [`MAX_PARALLEL_SYNCS`] threads (fsyncs of different
+/// files overlap well), returning the first error after all items ran.
+fn run_parallel<T: Sync>(
+    items: &[T],
+    work: impl Fn(&T) -> Result<(), LogError> + Sync,
+) -> Result<(), LogError> {
+    if items.len() <= 1 {
+        return items.iter().try_for_each(work);
+    }
+    let next = AtomicUsize::new(0);
+    let worker = || {
+        let mut first_error = None;
+        loop {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(index) else { break };
+            if let Err(error) = work(item) {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error
+    };
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..items.len().min(MAX_PARALLEL_SYNCS))
+            // A helper that cannot be spawned just leaves its share to the others.
+            .filter_map(|_| std::thread::Builder::new().spawn_scoped(scope, worker).ok())
+            .collect();
+        let mut first_error = worker();
+        for helper in helpers {
+            match helper.join() {
+                Ok(error) => first_error = first_error.or(error),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    })
+}

@@ -1,0 +1,44 @@
+//! Builds the connector components (wasm32-wasip2) that the binary bundles, plus the test
+//! components, with a nested cargo in its own target directory.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const PACKAGES: &[&str] = &["weir-datagen", "weir-file-source", "weir-file-sink", "weir-blackhole", "weir-faulty", "weir-faulty-sink"];
+
+fn main() {
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest_dir.parent().expect("runtime/ sits in the workspace root").to_path_buf();
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    // OUT_DIR is <target>/<profile>/build/<pkg>-<hash>/out: keep the guest build beside it, in
+    // the same target directory, so there is one target dir to cache and clean.
+    let target_dir = out_dir.ancestors().nth(4).map(Path::to_path_buf).unwrap_or_else(|| root.join("target"));
+    let wasm_target_dir = target_dir.join("wasm");
+    for watched in ["wit", "connector-sdk", "connectors", "tests/components"] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+    println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
+
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(&root)
+        .args(["build", "--target", "wasm32-wasip2", "--profile", "wasm"])
+        .arg("--target-dir")
+        .arg(&wasm_target_dir);
+    for package in PACKAGES {
+        command.args(["-p", package]);
+    }
+    // The outer build's settings are for the host, not for the guests.
+    for variable in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTC_WRAPPER", "CARGO_PROFILE_RELEASE_LTO"] {
+        command.env_remove(variable);
+    }
+    let status = command.status().expect("cannot run cargo to build the connector components");
+    if !status.success() {
+        panic!(
+            "building the connector components failed (is the target installed? `rustup target add wasm32-wasip2`)"
+        );
+    }
+    let components = wasm_target_dir.join("wasm32-wasip2").join("wasm");
+    println!("cargo:rustc-env=WEIR_COMPONENTS_DIR={}", components.display());
+}

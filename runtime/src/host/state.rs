@@ -1,0 +1,116 @@
+//! The per-task store data and the host side of the `log`, `offsets` and `state` imports.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, StoreLimits};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::{log, offsets, state, types};
+use crate::state_store::StateStore;
+
+/// Everything one task's `Store` holds: WASI, limits, the call deadline, and what the imports
+/// need. One per task, so a trap or a leak costs one task.
+pub(crate) struct TaskState {
+    pub(crate) connector: Arc<str>,
+    pub(crate) task: u32,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+    /// What the guest wrote to stderr (a panic message lands here before the trap).
+    pub(crate) stderr: MemoryOutputPipe,
+    pub(crate) committed: Vec<types::SourceOffset>,
+    state: Arc<StateStore>,
+    /// When the current export call started and how long it may run.
+    pub(crate) call_started: Instant,
+    pub(crate) call_timeout: Duration,
+    /// Set by the epoch callback when it stopped a call for overrunning its deadline.
+    pub(crate) deadline_hit: bool,
+}
+
+impl std::fmt::Debug for TaskState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskState")
+            .field("connector", &self.connector)
+            .field("task", &self.task)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TaskState {
+    pub(crate) fn new(
+        connector: Arc<str>,
+        task: u32,
+        wasi: WasiCtx,
+        stderr: MemoryOutputPipe,
+        limits: StoreLimits,
+        state: Arc<StateStore>,
+        call_timeout: Duration,
+    ) -> Self {
+        Self {
+            connector,
+            task,
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            stderr,
+            committed: Vec::new(),
+            state,
+            call_started: Instant::now(),
+            call_timeout,
+            deadline_hit: false,
+        }
+    }
+
+    pub(crate) fn limiter(&mut self) -> &mut dyn ResourceLimiter {
+        &mut self.limits
+    }
+}
+
+impl WasiView for TaskState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl log::Host for TaskState {
+    fn log(&mut self, level: log::Level, message: String) {
+        let connector = &*self.connector;
+        let task = self.task;
+        match level {
+            log::Level::Trace => tracing::trace!(connector, task, "{message}"),
+            log::Level::Debug => tracing::debug!(connector, task, "{message}"),
+            log::Level::Info => tracing::info!(connector, task, "{message}"),
+            log::Level::Warn => tracing::warn!(connector, task, "{message}"),
+            log::Level::Error => tracing::error!(connector, task, "{message}"),
+        }
+    }
+}
+
+impl offsets::Host for TaskState {
+    fn committed(&mut self) -> Vec<types::SourceOffset> {
+        self.committed.clone()
+    }
+}
+
+impl state::Host for TaskState {
+    fn get(&mut self, key: String) -> Option<Vec<u8>> {
+        self.state.get(&self.connector, &key)
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) {
+        if let Err(error) = self.state.set(&self.connector, &key, Some(&value)) {
+            tracing::warn!(connector = &*self.connector, %error, "state write failed");
+        }
+    }
+
+    fn delete(&mut self, key: String) {
+        if let Err(error) = self.state.set(&self.connector, &key, None) {
+            tracing::warn!(connector = &*self.connector, %error, "state delete failed");
+        }
+    }
+}
+
+impl types::Host for TaskState {}

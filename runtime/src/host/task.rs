@@ -1,0 +1,325 @@
+//! Component task instances: one `Store` per task, with a memory limit, a per-call deadline and
+//! only the capabilities the connector was granted.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::ResourceAny;
+use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::filesystem::FsPerms;
+use weir_connector_sdk::{ConnectorError, RecordFailure, SourceOffset};
+
+use super::bindings::sink_world::SinkConnector;
+use super::bindings::source_world::SourceConnector;
+use super::bindings::types;
+use super::bindings::{SinkConnectorPre, SourceConnectorPre};
+use super::engine::WasmEngine;
+use super::state::TaskState;
+use crate::manifest::{Access, Grants, Limits};
+use crate::state_store::StateStore;
+
+/// Bytes of guest stderr kept for failure reports.
+const STDERR_CAPTURE: usize = 64 << 10;
+
+/// Why a task call did not succeed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TaskError {
+    /// The component returned an error (the instance is still usable).
+    #[error("{0}")]
+    Connector(ConnectorError),
+    /// The instance trapped (panic, deadline, memory limit, ...): it is dead.
+    #[error("{reason}\n{trace}")]
+    Trap { reason: String, trace: String },
+    /// The host could not set the task up (a grant that cannot be opened, ...).
+    #[error("{0}")]
+    Host(String),
+}
+
+impl TaskError {
+    /// Whether the same call may succeed if retried on the same instance.
+    pub fn is_retriable(&self) -> bool {
+        matches!(self, TaskError::Connector(ConnectorError::Retriable(_)))
+    }
+}
+
+/// Everything needed to start one task.
+#[derive(Debug, Clone)]
+pub struct TaskSetup {
+    pub connector: Arc<str>,
+    pub task_id: u32,
+    pub config: String,
+    pub task_config: String,
+    pub committed: Vec<SourceOffset>,
+    pub grants: Grants,
+    pub limits: Limits,
+    pub state: Arc<StateStore>,
+}
+
+pub(crate) fn new_store(engine: &WasmEngine, setup: &TaskSetup) -> Result<Store<TaskState>, TaskError> {
+    let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.stderr(stderr.clone());
+    for grant in &setup.grants.filesystem {
+        let perms = match grant.access {
+            Access::ReadOnly => FsPerms::ReadOnly,
+            Access::ReadWrite => FsPerms::ReadWrite,
+        };
+        if grant.access == Access::ReadWrite {
+            std::fs::create_dir_all(&grant.path).map_err(|error| {
+                TaskError::Host(format!("cannot create granted directory {}: {error}", grant.path.display()))
+            })?;
+        }
+        let host_path = grant.path.canonicalize().map_err(|error| {
+            TaskError::Host(format!("cannot open granted directory {}: {error}", grant.path.display()))
+        })?;
+        // The component sees the directory under the path its config uses: both as written in
+        // the manifest (often relative) and as the absolute path.
+        let written = grant.path.to_string_lossy().into_owned();
+        let absolute = host_path.to_string_lossy().into_owned();
+        let mut guest_paths = vec![written.clone()];
+        if let Some(stripped) = written.strip_prefix("./") {
+            guest_paths.push(stripped.to_owned());
+        }
+        if absolute != written {
+            guest_paths.push(absolute);
+        }
+        for guest_path in guest_paths {
+            wasi.preopened_dir(&host_path, &guest_path, perms).map_err(|error| {
+                TaskError::Host(format!("cannot preopen {}: {error}", grant.path.display()))
+            })?;
+        }
+    }
+    let limits = StoreLimitsBuilder::new()
+        .memory_size(usize::try_from(setup.limits.memory_bytes).unwrap_or(usize::MAX))
+        .trap_on_grow_failure(true)
+        .build();
+    let state = TaskState::new(
+        setup.connector.clone(),
+        setup.task_id,
+        wasi.build(),
+        stderr,
+        limits,
+        setup.state.clone(),
+        Duration::from_millis(setup.limits.call_timeout_ms),
+    );
+    let mut store = Store::new(engine.engine(), state);
+    store.limiter(|state| state.limiter());
+    store.epoch_deadline_callback(|mut context| {
+        let state = context.data_mut();
+        if state.call_started.elapsed() > state.call_timeout {
+            state.deadline_hit = true;
+            return Err(wasmtime::Error::msg("the call overran its deadline"));
+        }
+        // Yield to the executor once per tick so a busy guest cannot starve other tasks.
+        Ok(UpdateDeadline::Yield(1))
+    });
+    store.set_epoch_deadline(1);
+    store.data_mut().committed = setup
+        .committed
+        .iter()
+        .map(|offset| types::SourceOffset { partition: offset.partition.clone(), position: offset.position.clone() })
+        .collect();
+    Ok(store)
+}
+
+/// Mark the start of a call, for the deadline.
+fn begin_call(store: &mut Store<TaskState>) {
+    let state = store.data_mut();
+    state.call_started = Instant::now();
+    state.deadline_hit = false;
+    store.set_epoch_deadline(1);
+}
+
+/// Turn a wasmtime error (a trap or a host failure during the call) into a readable report.
+pub(crate) fn trap_report(store: &Store<TaskState>, call: &str, error: &wasmtime::Error) -> TaskError {
+    let state = store.data();
+    let text = format!("{error:?}");
+    let reason = if state.deadline_hit {
+        format!("{call} overran its deadline of {} ms and was stopped", state.call_timeout.as_millis())
+    } else if is_memory_limit(error) {
+        format!("{call} exceeded the task's memory limit")
+    } else {
+        format!("{call} trapped: {error}")
+    };
+    let stderr = String::from_utf8_lossy(&state.stderr.contents()).into_owned();
+    let trace = if stderr.trim().is_empty() { text } else { format!("{text}\nguest stderr:\n{stderr}") };
+    TaskError::Trap { reason, trace }
+}
+
+fn is_memory_limit(error: &wasmtime::Error) -> bool {
+    error.chain().any(|cause| {
+        let text = cause.to_string();
+        text.contains("memory") && (text.contains("limit") || text.contains("grow") || text.contains("exceed"))
+    }) || matches!(error.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::AllocationTooLarge))
+}
+
+pub(crate) fn from_wit_error(error: types::ConnectorError) -> ConnectorError {
+    match error {
+        types::ConnectorError::Retriable(message) => ConnectorError::Retriable(message),
+        types::ConnectorError::Fatal(message) => ConnectorError::Fatal(message),
+        types::ConnectorError::InvalidConfig(message) => ConnectorError::InvalidConfig(message),
+    }
+}
+
+/// Run one export call with the deadline armed, mapping both error levels.
+macro_rules! call {
+    ($self:ident, $name:literal, $call:expr) => {{
+        begin_call(&mut $self.store);
+        match $call.await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(TaskError::Connector(from_wit_error(error))),
+            Err(error) => {
+                $self.dead = true;
+                Err(trap_report(&$self.store, $name, &error))
+            }
+        }
+    }};
+}
+
+/// A running source task instance.
+pub struct WasmSourceTask {
+    store: Store<TaskState>,
+    bindings: SourceConnector,
+    resource: ResourceAny,
+    dead: bool,
+}
+
+impl std::fmt::Debug for WasmSourceTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmSourceTask").field("state", self.store.data()).finish_non_exhaustive()
+    }
+}
+
+impl WasmSourceTask {
+    pub(crate) async fn open(
+        engine: &WasmEngine,
+        pre: &SourceConnectorPre<TaskState>,
+        setup: &TaskSetup,
+    ) -> Result<Self, TaskError> {
+        let mut store = new_store(engine, setup)?;
+        begin_call(&mut store);
+        let bindings = match pre.instantiate_async(&mut store).await {
+            Ok(bindings) => bindings,
+            Err(error) => return Err(trap_report(&store, "instantiate", &error)),
+        };
+        begin_call(&mut store);
+        let opened = bindings
+            .weir_connector_source()
+            .source_task()
+            .call_open(&mut store, &setup.config, &setup.task_config, setup.task_id)
+            .await;
+        match opened {
+            Ok(Ok(resource)) => Ok(Self { store, bindings, resource, dead: false }),
+            Ok(Err(error)) => Err(TaskError::Connector(from_wit_error(error))),
+            Err(error) => Err(trap_report(&store, "open", &error)),
+        }
+    }
+
+    pub(crate) async fn poll(&mut self, max: u32) -> Result<Vec<u8>, TaskError> {
+        let resource = self.resource;
+        let task = self.bindings.weir_connector_source().source_task();
+        call!(self, "poll", task.call_poll(&mut self.store, resource, max))
+    }
+
+    pub(crate) async fn commit(&mut self, positions: &[SourceOffset]) -> Result<(), TaskError> {
+        let resource = self.resource;
+        let positions: Vec<types::SourceOffset> = positions
+            .iter()
+            .map(|offset| types::SourceOffset { partition: offset.partition.clone(), position: offset.position.clone() })
+            .collect();
+        let task = self.bindings.weir_connector_source().source_task();
+        call!(self, "commit", task.call_commit(&mut self.store, resource, &positions))
+    }
+
+    pub(crate) async fn close(&mut self) -> Result<(), TaskError> {
+        if self.dead {
+            return Ok(());
+        }
+        let resource = self.resource;
+        let task = self.bindings.weir_connector_source().source_task();
+        let result = call!(self, "close", task.call_close(&mut self.store, resource));
+        if !self.dead {
+            begin_call(&mut self.store);
+            if let Err(error) = self.resource.resource_drop_async(&mut self.store).await {
+                tracing::debug!(%error, "dropping the source task resource failed");
+            }
+        }
+        result
+    }
+}
+
+/// A running sink task instance.
+pub struct WasmSinkTask {
+    store: Store<TaskState>,
+    bindings: SinkConnector,
+    resource: ResourceAny,
+    dead: bool,
+}
+
+impl std::fmt::Debug for WasmSinkTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmSinkTask").field("state", self.store.data()).finish_non_exhaustive()
+    }
+}
+
+impl WasmSinkTask {
+    pub(crate) async fn open(
+        engine: &WasmEngine,
+        pre: &SinkConnectorPre<TaskState>,
+        setup: &TaskSetup,
+    ) -> Result<Self, TaskError> {
+        let mut store = new_store(engine, setup)?;
+        begin_call(&mut store);
+        let bindings = match pre.instantiate_async(&mut store).await {
+            Ok(bindings) => bindings,
+            Err(error) => return Err(trap_report(&store, "instantiate", &error)),
+        };
+        begin_call(&mut store);
+        let opened = bindings
+            .weir_connector_sink()
+            .sink_task()
+            .call_open(&mut store, &setup.config, &setup.task_config, setup.task_id)
+            .await;
+        match opened {
+            Ok(Ok(resource)) => Ok(Self { store, bindings, resource, dead: false }),
+            Ok(Err(error)) => Err(TaskError::Connector(from_wit_error(error))),
+            Err(error) => Err(trap_report(&store, "open", &error)),
+        }
+    }
+
+    // The generated binding takes `&Vec<u8>` for `list<u8>`.
+    #[allow(clippy::ptr_arg)]
+    pub(crate) async fn put(&mut self, batch: &Vec<u8>) -> Result<Vec<RecordFailure>, TaskError> {
+        let resource = self.resource;
+        let task = self.bindings.weir_connector_sink().sink_task();
+        let failures = call!(self, "put", task.call_put(&mut self.store, resource, batch))?;
+        Ok(failures
+            .into_iter()
+            .map(|failure| RecordFailure { index: failure.index, error: from_wit_error(failure.error) })
+            .collect())
+    }
+
+    pub(crate) async fn flush(&mut self) -> Result<(), TaskError> {
+        let resource = self.resource;
+        let task = self.bindings.weir_connector_sink().sink_task();
+        call!(self, "flush", task.call_flush(&mut self.store, resource))
+    }
+
+    pub(crate) async fn close(&mut self) -> Result<(), TaskError> {
+        if self.dead {
+            return Ok(());
+        }
+        let resource = self.resource;
+        let task = self.bindings.weir_connector_sink().sink_task();
+        let result = call!(self, "close", task.call_close(&mut self.store, resource));
+        if !self.dead {
+            begin_call(&mut self.store);
+            if let Err(error) = self.resource.resource_drop_async(&mut self.store).await {
+                tracing::debug!(%error, "dropping the sink task resource failed");
+            }
+        }
+        result
+    }
+}

@@ -1,0 +1,166 @@
+//! One type per task kind over the two ways a connector runs: as a component (the normal case)
+//! or compiled natively into the host (benchmarks).
+
+use std::sync::Arc;
+
+use weir_connector_sdk::{DynSinkTask, DynSourceTask, Host, Level, RecordFailure, SourceOffset};
+
+use crate::host::{TaskError, TaskSetup, WasmSinkTask, WasmSourceTask};
+use crate::plugin::{Plugin, PluginCode};
+use crate::state_store::StateStore;
+
+/// A source task instance.
+#[derive(Debug)]
+pub(crate) enum SourceHandle {
+    Wasm(Box<WasmSourceTask>),
+    Native(NativeSource),
+}
+
+pub(crate) struct NativeSource(Box<dyn DynSourceTask>);
+
+impl std::fmt::Debug for NativeSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NativeSource")
+    }
+}
+
+pub(crate) struct NativeSink(Box<dyn DynSinkTask>);
+
+impl std::fmt::Debug for NativeSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NativeSink")
+    }
+}
+
+/// A sink task instance.
+#[derive(Debug)]
+pub(crate) enum SinkHandle {
+    Wasm(Box<WasmSinkTask>),
+    Native(NativeSink),
+}
+
+impl SourceHandle {
+    pub(crate) async fn open(plugin: &Plugin, setup: &TaskSetup) -> Result<Self, TaskError> {
+        match &plugin.code {
+            PluginCode::Source(pre) => {
+                Ok(Self::Wasm(Box::new(WasmSourceTask::open(plugin.engine(), pre, setup).await?)))
+            }
+            PluginCode::NativeSource(_, open) => {
+                let host = Box::new(NativeHost::new(setup));
+                let task = open(&setup.config, &setup.task_config, setup.task_id, host).map_err(TaskError::Connector)?;
+                Ok(Self::Native(NativeSource(task)))
+            }
+            _ => Err(TaskError::Host(format!("plugin {} is not a source connector", plugin.spec().name))),
+        }
+    }
+
+    pub(crate) async fn poll(&mut self, max: u32) -> Result<Vec<u8>, TaskError> {
+        match self {
+            Self::Wasm(task) => task.poll(max).await,
+            Self::Native(task) => task.0.poll(max).map_err(TaskError::Connector),
+        }
+    }
+
+    pub(crate) async fn commit(&mut self, positions: &[SourceOffset]) -> Result<(), TaskError> {
+        match self {
+            Self::Wasm(task) => task.commit(positions).await,
+            Self::Native(task) => task.0.commit(positions).map_err(TaskError::Connector),
+        }
+    }
+
+    pub(crate) async fn close(&mut self) -> Result<(), TaskError> {
+        match self {
+            Self::Wasm(task) => task.close().await,
+            Self::Native(task) => task.0.close().map_err(TaskError::Connector),
+        }
+    }
+}
+
+impl SinkHandle {
+    pub(crate) async fn open(plugin: &Plugin, setup: &TaskSetup) -> Result<Self, TaskError> {
+        match &plugin.code {
+            PluginCode::Sink(pre) => Ok(Self::Wasm(Box::new(WasmSinkTask::open(plugin.engine(), pre, setup).await?))),
+            PluginCode::NativeSink(_, open) => {
+                let host = Box::new(NativeHost::new(setup));
+                let task = open(&setup.config, &setup.task_config, setup.task_id, host).map_err(TaskError::Connector)?;
+                Ok(Self::Native(NativeSink(task)))
+            }
+            _ => Err(TaskError::Host(format!("plugin {} is not a sink connector", plugin.spec().name))),
+        }
+    }
+
+    #[allow(clippy::ptr_arg)]
+    pub(crate) async fn put(&mut self, batch: &Vec<u8>) -> Result<Vec<RecordFailure>, TaskError> {
+        match self {
+            Self::Wasm(task) => task.put(batch).await,
+            Self::Native(task) => task.0.put(batch).map_err(TaskError::Connector),
+        }
+    }
+
+    pub(crate) async fn flush(&mut self) -> Result<(), TaskError> {
+        match self {
+            Self::Wasm(task) => task.flush().await,
+            Self::Native(task) => task.0.flush().map_err(TaskError::Connector),
+        }
+    }
+
+    pub(crate) async fn close(&mut self) -> Result<(), TaskError> {
+        match self {
+            Self::Wasm(task) => task.close().await,
+            Self::Native(task) => task.0.close().map_err(TaskError::Connector),
+        }
+    }
+}
+
+/// The host services for a natively compiled task: the same stores the imports use.
+struct NativeHost {
+    connector: Arc<str>,
+    task: u32,
+    committed: Vec<SourceOffset>,
+    state: Arc<StateStore>,
+}
+
+impl NativeHost {
+    fn new(setup: &TaskSetup) -> Self {
+        Self {
+            connector: setup.connector.clone(),
+            task: setup.task_id,
+            committed: setup.committed.clone(),
+            state: setup.state.clone(),
+        }
+    }
+}
+
+impl Host for NativeHost {
+    fn log(&self, level: Level, message: &str) {
+        let connector = &*self.connector;
+        let task = self.task;
+        match level {
+            Level::Trace => tracing::trace!(connector, task, "{message}"),
+            Level::Debug => tracing::debug!(connector, task, "{message}"),
+            Level::Info => tracing::info!(connector, task, "{message}"),
+            Level::Warn => tracing::warn!(connector, task, "{message}"),
+            Level::Error => tracing::error!(connector, task, "{message}"),
+        }
+    }
+
+    fn committed_offsets(&self) -> Vec<SourceOffset> {
+        self.committed.clone()
+    }
+
+    fn state_get(&self, key: &str) -> Option<Vec<u8>> {
+        self.state.get(&self.connector, key)
+    }
+
+    fn state_set(&self, key: &str, value: &[u8]) {
+        if let Err(error) = self.state.set(&self.connector, key, Some(value)) {
+            tracing::warn!(connector = &*self.connector, %error, "state write failed");
+        }
+    }
+
+    fn state_delete(&self, key: &str) {
+        if let Err(error) = self.state.set(&self.connector, key, None) {
+            tracing::warn!(connector = &*self.connector, %error, "state delete failed");
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Task loops: the source loop (poll → append → store positions → commit) and the sink loop
+//! (read → put → flush → commit group offsets), over components or native connectors alike.
+
+mod handle;
+mod retry;
+mod sink;
+mod source;
+mod status;
+
+pub(crate) use handle::{SinkHandle, SourceHandle};
+pub(crate) use sink::{SinkSettings, SinkTask};
+pub(crate) use source::{SourceSettings, SourceTask};
+pub use status::{State, TaskMetrics, TaskStatus};

@@ -1,0 +1,242 @@
+//! The source task loop: poll the component, route records to partitions, append them to the
+//! log, store the positions in the offsets topic, then `commit` them to the component.
+//!
+//! The order is the guarantee: positions are stored only after the append is durable, and the
+//! component hears `commit` only after the positions are stored. A crash anywhere in between
+//! repeats records (at-least-once), never loses them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use weir_broker::{Bytes, Log, LogError, Record, TopicConfig, partition_for_key};
+use weir_connector_sdk::SourceOffset;
+use weir_connector_sdk::batch::SourceBatchReader;
+
+use super::handle::SourceHandle;
+use super::retry::{Backoff, sleep_or_cancel};
+use super::status::TaskMetrics;
+use crate::host::TaskError;
+use crate::keyed_store::now_ms;
+use crate::state_store::OffsetStore;
+
+/// Longest pause between polls of a source that has nothing ready.
+const MAX_IDLE_WAIT: Duration = Duration::from_millis(100);
+
+/// Source-loop settings.
+#[derive(Debug, Clone)]
+pub(crate) struct SourceSettings {
+    /// Most records asked for per poll.
+    pub(crate) batch_size: u32,
+    /// Partitions of topics created for this connector's records.
+    pub(crate) default_partitions: u32,
+}
+
+pub(crate) struct SourceTask {
+    pub(crate) connector: Arc<str>,
+    pub(crate) task_id: u32,
+    pub(crate) handle: SourceHandle,
+    pub(crate) log: Arc<Log>,
+    pub(crate) offsets: Arc<OffsetStore>,
+    pub(crate) metrics: Arc<TaskMetrics>,
+    pub(crate) settings: SourceSettings,
+}
+
+/// How records of one topic are spread.
+struct Route {
+    partitions: u32,
+    /// Next partition for a record with no key.
+    round_robin: u32,
+}
+
+/// A polled batch, routed and ready to append.
+struct Routed {
+    batches: BTreeMap<(String, u32), Vec<Record>>,
+    positions: Vec<SourceOffset>,
+    records: u64,
+    bytes: u64,
+}
+
+impl SourceTask {
+    /// Run until cancelled (then finish the batch in hand, and close) or until the task fails.
+    #[tracing::instrument(name = "source_task", skip_all, fields(connector = %self.connector, task = self.task_id))]
+    pub(crate) async fn run(mut self, cancel: CancellationToken) -> Result<(), TaskError> {
+        let result = self.run_loop(&cancel).await;
+        let closed = self.handle.close().await;
+        result.and(closed)
+    }
+
+    async fn run_loop(&mut self, cancel: &CancellationToken) -> Result<(), TaskError> {
+        let mut routes: HashMap<String, Route> = HashMap::new();
+        let mut idle_wait = Duration::from_millis(1);
+        while !cancel.is_cancelled() {
+            let batch = self.poll(cancel).await?;
+            let Some(batch) = batch else { break };
+            let routed = self.route(batch, &mut routes)?;
+            if routed.records == 0 {
+                sleep_or_cancel(idle_wait, cancel).await;
+                idle_wait = (idle_wait * 2).min(MAX_IDLE_WAIT);
+                continue;
+            }
+            idle_wait = Duration::from_millis(1);
+            self.append(routed.batches, cancel).await?;
+            self.store_positions(&routed.positions, cancel).await?;
+            self.handle.commit(&routed.positions).await?;
+            self.metrics.add_batch(routed.records, routed.bytes);
+            self.metrics.committed_now();
+            tracing::trace!(records = routed.records, "batch committed");
+        }
+        Ok(())
+    }
+
+    /// Poll, retrying retriable errors with backoff. `None` when cancelled while retrying.
+    async fn poll(&mut self, cancel: &CancellationToken) -> Result<Option<Bytes>, TaskError> {
+        let mut backoff = Backoff::default();
+        loop {
+            match self.handle.poll(self.settings.batch_size).await {
+                Ok(batch) => return Ok(Some(Bytes::from(batch))),
+                Err(error) if error.is_retriable() => {
+                    self.metrics.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(wait) = backoff.next_wait() else { return Err(error) };
+                    tracing::warn!(%error, wait_ms = wait.as_millis() as u64, "poll failed, retrying");
+                    if !sleep_or_cancel(wait, cancel).await {
+                        return Ok(None);
+                    }
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    fn route(&self, batch: Bytes, routes: &mut HashMap<String, Route>) -> Result<Routed, TaskError> {
+        let malformed = |error: &dyn std::fmt::Display| {
+            TaskError::Connector(weir_connector_sdk::ConnectorError::Fatal(format!(
+                "poll returned a malformed batch: {error}"
+            )))
+        };
+        let reader = SourceBatchReader::new(&batch).map_err(|error| malformed(&error))?;
+        let now = now_ms();
+        let mut routed = Routed { batches: BTreeMap::new(), positions: Vec::new(), records: 0, bytes: 0 };
+        let mut last_positions: HashMap<&[u8], &[u8]> = HashMap::new();
+        let mut partition_order: Vec<&[u8]> = Vec::new();
+        for record in reader {
+            let record = record.map_err(|error| malformed(&error))?;
+            let route = match routes.get_mut(record.topic) {
+                Some(route) => route,
+                None => {
+                    let partitions = self.ensure_topic(record.topic)?;
+                    routes.entry(record.topic.to_owned()).or_insert(Route { partitions, round_robin: 0 })
+                }
+            };
+            let partition = if record.partition >= 0 {
+                let partition = record.partition as u32;
+                if partition >= route.partitions {
+                    return Err(TaskError::Connector(weir_connector_sdk::ConnectorError::Fatal(format!(
+                        "a record names partition {partition} of topic {}, which has {} partitions",
+                        record.topic, route.partitions
+                    ))));
+                }
+                partition
+            } else if let Some(key) = record.key {
+                partition_for_key(key, route.partitions)
+            } else {
+                let partition = route.round_robin % route.partitions;
+                route.round_robin = route.round_robin.wrapping_add(1);
+                partition
+            };
+            routed.bytes += (record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len)) as u64;
+            routed.records += 1;
+            let stored = Record {
+                key: record.key.map(|key| batch.slice_ref(key)),
+                value: record.value.map(|value| batch.slice_ref(value)),
+                headers: record
+                    .headers
+                    .iter()
+                    .map(|(name, value)| (name.to_owned(), value.map(|value| batch.slice_ref(value))))
+                    .collect(),
+                timestamp: record.timestamp.unwrap_or(now),
+            };
+            routed.batches.entry((record.topic.to_owned(), partition)).or_default().push(stored);
+            if last_positions.insert(record.source_partition, record.source_position).is_none() {
+                partition_order.push(record.source_partition);
+            }
+        }
+        routed.positions = partition_order
+            .into_iter()
+            .map(|partition| SourceOffset { partition: partition.to_vec(), position: last_positions[partition].to_vec() })
+            .collect();
+        Ok(routed)
+    }
+
+    fn ensure_topic(&self, topic: &str) -> Result<u32, TaskError> {
+        if let Some(config) = self.log.topic_config(topic) {
+            return Ok(config.partitions);
+        }
+        let config = TopicConfig { partitions: self.settings.default_partitions, ..TopicConfig::default() };
+        if let Err(error) = self.log.ensure_topic(topic, config) {
+            // Someone else created it meanwhile (with its own partition count): use theirs.
+            if self.log.topic_config(topic).is_none() {
+                return Err(log_failure(error));
+            }
+        }
+        let partitions = self.log.topic_config(topic).map_or(self.settings.default_partitions, |config| config.partitions);
+        tracing::info!(topic, partitions, "created topic");
+        Ok(partitions)
+    }
+
+    // `&mut self` although only read: a `&SourceTask` is not `Send` (the handle is not `Sync`).
+    async fn append(
+        &mut self,
+        batches: BTreeMap<(String, u32), Vec<Record>>,
+        cancel: &CancellationToken,
+    ) -> Result<(), TaskError> {
+        let batches = Arc::new(batches);
+        let mut backoff = Backoff::default();
+        loop {
+            let log = self.log.clone();
+            let work = batches.clone();
+            let appended = tokio::task::spawn_blocking(move || {
+                let slices: Vec<(&str, u32, &[Record])> =
+                    work.iter().map(|((topic, partition), records)| (topic.as_str(), *partition, records.as_slice())).collect();
+                log.append_many(&slices).map(|_| ())
+            })
+            .await
+            .map_err(|error| TaskError::Host(format!("the append thread panicked: {error}")))?;
+            match appended {
+                Ok(()) => return Ok(()),
+                Err(error) if error.is_retriable() && !cancel.is_cancelled() => {
+                    let Some(wait) = backoff.next_wait() else { return Err(log_failure(error)) };
+                    tracing::warn!(%error, "append failed, retrying");
+                    sleep_or_cancel(wait, cancel).await;
+                }
+                Err(error) => return Err(log_failure(error)),
+            }
+        }
+    }
+
+    async fn store_positions(&mut self, positions: &[SourceOffset], cancel: &CancellationToken) -> Result<(), TaskError> {
+        let mut backoff = Backoff::default();
+        loop {
+            let offsets = self.offsets.clone();
+            let connector = self.connector.clone();
+            let owned = positions.to_vec();
+            let stored = tokio::task::spawn_blocking(move || offsets.commit(&connector, &owned))
+                .await
+                .map_err(|error| TaskError::Host(format!("the offset-commit thread panicked: {error}")))?;
+            match stored {
+                Ok(()) => return Ok(()),
+                Err(error) if error.is_retriable() && !cancel.is_cancelled() => {
+                    let Some(wait) = backoff.next_wait() else { return Err(log_failure(error)) };
+                    tracing::warn!(%error, "offset commit failed, retrying");
+                    sleep_or_cancel(wait, cancel).await;
+                }
+                Err(error) => return Err(log_failure(error)),
+            }
+        }
+    }
+}
+
+pub(crate) fn log_failure(error: LogError) -> TaskError {
+    TaskError::Host(format!("the log failed: {error}"))
+}

@@ -1,0 +1,74 @@
+//! Task and connector states (Kafka Connect's names) and per-task counters.
+
+use std::fmt;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// The state of a connector or task, as Kafka Connect reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum State {
+    Unassigned,
+    Running,
+    Paused,
+    Stopped,
+    Failed,
+    Restarting,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            State::Unassigned => "UNASSIGNED",
+            State::Running => "RUNNING",
+            State::Paused => "PAUSED",
+            State::Stopped => "STOPPED",
+            State::Failed => "FAILED",
+            State::Restarting => "RESTARTING",
+        };
+        f.write_str(text)
+    }
+}
+
+/// A task's state and, when FAILED, why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TaskStatus {
+    pub id: u32,
+    pub state: State,
+    pub worker_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
+}
+
+/// Counters of one task, updated per batch.
+#[derive(Debug, Default)]
+pub struct TaskMetrics {
+    /// Records polled from a source / written by a sink.
+    pub records: AtomicU64,
+    /// Key + value bytes of those records.
+    pub bytes: AtomicU64,
+    pub batches: AtomicU64,
+    pub errors: AtomicU64,
+    pub retries: AtomicU64,
+    /// Wall-clock ms of the last offset commit (0: none yet).
+    pub last_commit_ms: AtomicI64,
+}
+
+impl TaskMetrics {
+    pub(crate) fn add_batch(&self, records: u64, bytes: u64) {
+        self.records.fetch_add(records, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.batches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn committed_now(&self) {
+        self.last_commit_ms.store(crate::keyed_store::now_ms(), Ordering::Relaxed);
+    }
+
+    pub fn records(&self) -> u64 {
+        self.records.load(Ordering::Relaxed)
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}

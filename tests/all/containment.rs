@@ -1,0 +1,110 @@
+//! A misbehaving component fails only its own task: trap, runaway loop and unbounded
+//! allocation, each next to a healthy pipeline that keeps running to the end.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use weir_runtime::manifest::{ConnectorDefinition, Limits};
+use weir_runtime::task::State;
+use weir_runtime::{Worker, WorkerConfig};
+
+use crate::support::component;
+
+fn definition(name: &str, class: &str, config: serde_json::Value, limits: Limits) -> ConnectorDefinition {
+    ConnectorDefinition {
+        name: name.into(),
+        class: class.into(),
+        tasks_max: 1,
+        default_partitions: Some(2),
+        config: config.as_object().cloned().unwrap_or_default(),
+        grants: Default::default(),
+        limits,
+    }
+}
+
+async fn worker_with_faulty(dir: &Path) -> Worker {
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).expect("plugin dir");
+    std::fs::copy(component("weir_faulty.wasm"), plugins.join("weir_faulty.wasm")).expect("copy faulty component");
+    let mut config = WorkerConfig::new(dir.join("data"));
+    config.plugin_dir = Some(plugins);
+    Worker::start(config).await.expect("worker starts")
+}
+
+/// Start a healthy datagen → blackhole pipeline and a faulty source; wait for the faulty task to
+/// fail and the healthy pipeline to deliver everything. Returns the failed task's trace.
+async fn contain(mode: &str, limits: Limits) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = worker_with_faulty(dir.path()).await;
+    let total = 20_000u64;
+    worker
+        .create(definition("healthy-sink", "blackhole", serde_json::json!({ "topics": "healthy" }), Limits::default()))
+        .await
+        .expect("create sink");
+    worker
+        .create(definition(
+            "healthy-gen",
+            "datagen",
+            serde_json::json!({ "topic": "healthy", "iterations": total, "max.interval": 0 }),
+            Limits::default(),
+        ))
+        .await
+        .expect("create source");
+    worker
+        .create(definition("faulty", "faulty", serde_json::json!({ "topic": "bad", "mode": mode, "after": 3 }), limits))
+        .await
+        .expect("create faulty");
+    let worker = Arc::new(worker);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    let trace = loop {
+        let snapshot = worker.snapshot();
+        let faulty = snapshot.iter().find(|connector| connector.name == "faulty").expect("faulty listed");
+        let delivered: u64 = snapshot
+            .iter()
+            .filter(|connector| connector.name == "healthy-sink")
+            .flat_map(|connector| connector.tasks.iter().map(|task| task.records))
+            .sum();
+        let healthy_failed = snapshot
+            .iter()
+            .filter(|connector| connector.name.starts_with("healthy"))
+            .any(|connector| connector.tasks.iter().any(|task| task.status.state == State::Failed));
+        assert!(!healthy_failed, "the healthy pipeline must keep running: {snapshot:?}");
+        let faulty_task = &faulty.tasks[0].status;
+        let healthy_running = snapshot
+            .iter()
+            .filter(|connector| connector.name.starts_with("healthy"))
+            .all(|connector| connector.tasks.iter().all(|task| task.status.state == State::Running));
+        if faulty_task.state == State::Failed && delivered >= total && healthy_running {
+            break faulty_task.trace.clone().expect("a FAILED task has a trace");
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out: faulty {faulty_task:?}, healthy delivered {delivered} of {total}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    worker.shutdown().await;
+    trace
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trapping_component_fails_only_its_own_task() {
+    let trace = contain("trap", Limits::default()).await;
+    assert!(trace.contains("poll trapped"), "trace should say the call trapped:\n{trace}");
+    assert!(trace.contains("panicked"), "trace should carry the guest's panic message:\n{trace}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runaway_loop_is_stopped_by_the_deadline() {
+    let limits = Limits { call_timeout_ms: 500, ..Limits::default() };
+    let trace = contain("loop", limits).await;
+    assert!(trace.contains("overran its deadline of 500 ms"), "{trace}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbounded_allocation_is_stopped_by_the_memory_limit() {
+    let limits = Limits { memory_bytes: 32 << 20, ..Limits::default() };
+    let trace = contain("oom", limits).await;
+    assert!(trace.contains("memory limit"), "{trace}");
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `weir` binary and the library's `Worker`, real components built
+//! from this repo, real files. One test binary so linking happens once.
+
+mod containment;
+mod manifests;
+mod pipeline;
+mod plugins;
+mod support;
