@@ -66,6 +66,16 @@ impl Sink for FileSink {
             OpenOptions::new().create(true).append(true).open(&path).map_err(|error| {
                 ConnectorError::io(&format!("opening {}", path.display()), &error)
             })?;
+        let dropped = drop_torn_line(&path).map_err(|error| {
+            ConnectorError::io(&format!("repairing the end of {}", path.display()), &error)
+        })?;
+        if dropped > 0 {
+            context.warn(&format!(
+                "file-sink dropped {dropped} bytes of a partial last line in {} (written before a crash; \
+                 its records were not committed and are delivered again)",
+                path.display()
+            ));
+        }
         context.info(&format!("file-sink appending to {}", path.display()));
         Ok(Self { context, path, writer: BufWriter::with_capacity(BUFFER_BYTES, file), lines: 0 })
     }
@@ -103,3 +113,33 @@ impl FileSink {
         ConnectorError::io(&format!("{what} {}", self.path.display()), error)
     }
 }
+
+/// A crash can leave the file ending inside a line: the buffer is written out when full, not at
+/// line ends. Those records were not flushed, so their offsets were not committed and they come
+/// again; cut the partial line so the file stays one record per line. Returns the bytes cut.
+fn drop_torn_line(path: &std::path::Path) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = OpenOptions::new().read(true).write(true).open(path)?;
+    let length = file.metadata()?.len();
+    let mut end = length;
+    let mut chunk = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let size = (end - start) as usize;
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut chunk[..size])?;
+        if let Some(index) = chunk[..size].iter().rposition(|byte| *byte == b'\n') {
+            let keep = start + index as u64 + 1;
+            if keep < length {
+                file.set_len(keep)?;
+            }
+            return Ok(length - keep);
+        }
+        end = start;
+    }
+    if length > 0 {
+        file.set_len(0)?;
+    }
+    Ok(length)
+}
+

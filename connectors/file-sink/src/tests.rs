@@ -96,3 +96,14 @@ fn config_requires_file_and_topics() {
     );
     assert!(connector.validate(r#"{"file":"f","topics":"a,b"}"#).is_ok());
 }
+
+#[test]
+fn a_partial_last_line_left_by_a_crash_is_cut_before_appending() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.txt");
+    std::fs::write(&path, "one\ntwo\nthr").unwrap();
+    let mut task = open(&path);
+    task.put(&batch(&[Some("three")])).unwrap();
+    task.flush().unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\ntwo\nthree\n");
+}

@@ -119,8 +119,11 @@ impl SinkTask {
         let mut last_flush = Instant::now();
         let mut dirty = false;
         let mut first = 0usize;
+        // Size the next batch buffer like the last one, so steady state allocates once per batch.
+        let mut capacity = 64 << 10;
         while !cancel.is_cancelled() {
-            let (batch, next_positions, bytes) = self.gather(assigned, first)?;
+            let (batch, next_positions, bytes) = self.gather(assigned, first, capacity)?;
+            capacity = capacity.max(batch.byte_len());
             let batch_len = batch.len();
             first = (first + 1) % assigned.len().max(1);
             let records = batch_len as u64;
@@ -161,9 +164,14 @@ impl SinkTask {
     }
 
     /// Read up to one batch from the assigned partitions, starting at `first` for fairness.
-    fn gather(&self, assigned: &mut [Assigned], first: usize) -> Result<(SinkBatchWriter, Vec<i64>, u64), TaskError> {
+    fn gather(
+        &self,
+        assigned: &mut [Assigned],
+        first: usize,
+        capacity: usize,
+    ) -> Result<(SinkBatchWriter, Vec<i64>, u64), TaskError> {
         let limit = self.settings.batch_size as usize;
-        let mut writer = SinkBatchWriter::with_capacity(64 << 10);
+        let mut writer = SinkBatchWriter::with_capacity(capacity);
         let mut positions: Vec<i64> = assigned.iter().map(|slot| slot.position).collect();
         let mut bytes = 0u64;
         let count = assigned.len();

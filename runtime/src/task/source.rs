@@ -70,9 +70,21 @@ impl SourceTask {
     async fn run_loop(&mut self, cancel: &CancellationToken) -> Result<(), TaskError> {
         let mut routes: HashMap<String, Route> = HashMap::new();
         let mut idle_wait = Duration::from_millis(1);
+        // The batch being made durable on the blocking pool while the next one is polled: the
+        // component's work overlaps the log's I/O. Commit order is kept: a batch is committed
+        // before the next one is handed to the log.
+        let mut pending: Option<Pending> = None;
         while !cancel.is_cancelled() {
-            let batch = self.poll(cancel).await?;
-            let Some(batch) = batch else { break };
+            let polled = self.poll(cancel).await;
+            // The batch before this poll is made durable whatever the poll did; the component
+            // hears about it only if the poll left it usable.
+            let finished = match pending.take() {
+                Some(pending) => self.finish(pending, polled.is_ok()).await,
+                None => Ok(()),
+            };
+            let polled = polled?;
+            finished?;
+            let Some(batch) = polled else { break };
             let routed = self.route(batch, &mut routes)?;
             if routed.records == 0 {
                 sleep_or_cancel(idle_wait, cancel).await;
@@ -80,13 +92,43 @@ impl SourceTask {
                 continue;
             }
             idle_wait = Duration::from_millis(1);
-            self.append(routed.batches, cancel).await?;
-            self.store_positions(&routed.positions, cancel).await?;
-            self.handle.commit(&routed.positions).await?;
-            self.metrics.add_batch(routed.records, routed.bytes);
-            self.metrics.committed_now();
-            tracing::trace!(records = routed.records, "batch committed");
+            pending = Some(self.persist(routed, cancel));
         }
+        if let Some(pending) = pending.take() {
+            self.finish(pending, true).await?;
+        }
+        Ok(())
+    }
+
+    /// Start appending a routed batch and storing its positions, on the blocking pool.
+    fn persist(&self, routed: Routed, cancel: &CancellationToken) -> Pending {
+        let log = self.log.clone();
+        let offsets = self.offsets.clone();
+        let connector = self.connector.clone();
+        let cancel = cancel.clone();
+        let positions = routed.positions.clone();
+        let batches = routed.batches;
+        let work = tokio::task::spawn_blocking(move || {
+            let slices: Vec<(&str, u32, &[Record])> =
+                batches.iter().map(|((topic, partition), records)| (topic.as_str(), *partition, records.as_slice())).collect();
+            with_retries("append", &cancel, || log.append_many(&slices).map(|_| ()))?;
+            with_retries("offset commit", &cancel, || offsets.commit(&connector, &positions))
+        });
+        Pending { work, positions: routed.positions, records: routed.records, bytes: routed.bytes }
+    }
+
+    /// Wait for a persisted batch, then tell the component (unless it can no longer hear it).
+    async fn finish(&mut self, pending: Pending, notify: bool) -> Result<(), TaskError> {
+        pending
+            .work
+            .await
+            .map_err(|error| TaskError::Host(format!("the append thread panicked: {error}")))??;
+        if notify {
+            self.handle.commit(&pending.positions).await?;
+        }
+        self.metrics.add_batch(pending.records, pending.bytes);
+        self.metrics.committed_now();
+        tracing::trace!(records = pending.records, "batch committed");
         Ok(())
     }
 
@@ -185,54 +227,28 @@ impl SourceTask {
         Ok(partitions)
     }
 
-    // `&mut self` although only read: a `&SourceTask` is not `Send` (the handle is not `Sync`).
-    async fn append(
-        &mut self,
-        batches: BTreeMap<(String, u32), Vec<Record>>,
-        cancel: &CancellationToken,
-    ) -> Result<(), TaskError> {
-        let batches = Arc::new(batches);
-        let mut backoff = Backoff::default();
-        loop {
-            let log = self.log.clone();
-            let work = batches.clone();
-            let appended = tokio::task::spawn_blocking(move || {
-                let slices: Vec<(&str, u32, &[Record])> =
-                    work.iter().map(|((topic, partition), records)| (topic.as_str(), *partition, records.as_slice())).collect();
-                log.append_many(&slices).map(|_| ())
-            })
-            .await
-            .map_err(|error| TaskError::Host(format!("the append thread panicked: {error}")))?;
-            match appended {
-                Ok(()) => return Ok(()),
-                Err(error) if error.is_retriable() && !cancel.is_cancelled() => {
-                    let Some(wait) = backoff.next_wait() else { return Err(log_failure(error)) };
-                    tracing::warn!(%error, "append failed, retrying");
-                    sleep_or_cancel(wait, cancel).await;
-                }
-                Err(error) => return Err(log_failure(error)),
-            }
-        }
-    }
+}
 
-    async fn store_positions(&mut self, positions: &[SourceOffset], cancel: &CancellationToken) -> Result<(), TaskError> {
-        let mut backoff = Backoff::default();
-        loop {
-            let offsets = self.offsets.clone();
-            let connector = self.connector.clone();
-            let owned = positions.to_vec();
-            let stored = tokio::task::spawn_blocking(move || offsets.commit(&connector, &owned))
-                .await
-                .map_err(|error| TaskError::Host(format!("the offset-commit thread panicked: {error}")))?;
-            match stored {
-                Ok(()) => return Ok(()),
-                Err(error) if error.is_retriable() && !cancel.is_cancelled() => {
-                    let Some(wait) = backoff.next_wait() else { return Err(log_failure(error)) };
-                    tracing::warn!(%error, "offset commit failed, retrying");
-                    sleep_or_cancel(wait, cancel).await;
-                }
-                Err(error) => return Err(log_failure(error)),
+/// A batch on its way into the log.
+struct Pending {
+    work: tokio::task::JoinHandle<Result<(), TaskError>>,
+    positions: Vec<SourceOffset>,
+    records: u64,
+    bytes: u64,
+}
+
+/// Run a log operation, retrying retriable failures with backoff (on the blocking pool).
+fn with_retries(what: &str, cancel: &CancellationToken, mut operation: impl FnMut() -> Result<(), LogError>) -> Result<(), TaskError> {
+    let mut backoff = Backoff::default();
+    loop {
+        match operation() {
+            Ok(()) => return Ok(()),
+            Err(error) if error.is_retriable() && !cancel.is_cancelled() => {
+                let Some(wait) = backoff.next_wait() else { return Err(log_failure(error)) };
+                tracing::warn!(%error, what, "log operation failed, retrying");
+                std::thread::sleep(wait);
             }
+            Err(error) => return Err(log_failure(error)),
         }
     }
 }
