@@ -201,7 +201,6 @@ fn definition(name: &str, class: &str, config: serde_json::Value) -> ConnectorDe
         tasks_max: 1,
         default_partitions: None,
         config,
-        grants: Default::default(),
-        limits: Default::default(),
+        ..ConnectorDefinition::default()
     }
 }

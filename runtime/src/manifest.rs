@@ -57,6 +57,77 @@ pub struct ConnectorDefinition {
     /// Sandbox limits of each task.
     #[serde(default)]
     pub limits: Limits,
+    /// How long a retriable failure is retried, in ms (Kafka Connect's `errors.retry.timeout`):
+    /// -1 retries forever, 0 not at all. Default 300000: weir retries by default, Kafka Connect
+    /// (default 0) does not.
+    #[serde(rename = "errors.retry.timeout", default = "default_retry_timeout")]
+    pub retry_timeout_ms: i64,
+    /// Longest wait between two retries, in ms (`errors.retry.delay.max.ms`).
+    #[serde(rename = "errors.retry.delay.max.ms", default = "default_retry_delay_max")]
+    pub retry_delay_max_ms: u64,
+    /// `none`: a record that fails fails the task; `all`: it is skipped (and sent to the
+    /// dead-letter topic if one is set) and the pipeline goes on.
+    #[serde(rename = "errors.tolerance", default)]
+    pub tolerance: Tolerance,
+    /// Topic receiving the records that failed, with `errors.tolerance: all`.
+    #[serde(rename = "errors.deadletterqueue.topic.name", default)]
+    pub dead_letter_topic: Option<String>,
+    /// Add `__connect.errors.*` headers (connector, task, stage, error class and message, original
+    /// topic / partition / offset) to dead-letter records.
+    #[serde(rename = "errors.deadletterqueue.context.headers.enable", default)]
+    pub dead_letter_context_headers: bool,
+    /// Log each failed record (per batch, at WARN).
+    #[serde(rename = "errors.log.enable", default)]
+    pub log_errors: bool,
+    /// Include the records' keys and values in those log lines.
+    #[serde(rename = "errors.log.include.messages", default)]
+    pub log_include_messages: bool,
+}
+
+impl Default for ConnectorDefinition {
+    /// The defaults a manifest gets for every key it leaves out (name and plugin empty).
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            class: String::new(),
+            tasks_max: one(),
+            default_partitions: None,
+            config: serde_json::Map::new(),
+            grants: Grants::default(),
+            limits: Limits::default(),
+            retry_timeout_ms: default_retry_timeout(),
+            retry_delay_max_ms: default_retry_delay_max(),
+            tolerance: Tolerance::default(),
+            dead_letter_topic: None,
+            dead_letter_context_headers: false,
+            log_errors: false,
+            log_include_messages: false,
+        }
+    }
+}
+
+impl ConnectorDefinition {
+    /// The retry budget: `None` for "forever".
+    pub fn retry_timeout(&self) -> Option<std::time::Duration> {
+        u64::try_from(self.retry_timeout_ms).ok().map(std::time::Duration::from_millis)
+    }
+}
+
+/// Kafka Connect's `errors.tolerance`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tolerance {
+    #[default]
+    None,
+    All,
+}
+
+fn default_retry_timeout() -> i64 {
+    300_000
+}
+
+fn default_retry_delay_max() -> u64 {
+    60_000
 }
 
 fn one() -> u32 {
@@ -263,6 +334,15 @@ fn check_definition(definition: &ConnectorDefinition) -> Result<(), (String, Str
     }
     if definition.limits.memory_bytes < (1 << 20) {
         return Err(("limits.memory.bytes".into(), "must be at least 1048576 (1 MiB)".into()));
+    }
+    if definition.retry_timeout_ms < -1 {
+        return Err(("errors.retry.timeout".into(), "must be -1 (forever), 0 (no retries) or a number of ms".into()));
+    }
+    if definition.tolerance == Tolerance::None && definition.dead_letter_topic.is_some() {
+        return Err((
+            "errors.deadletterqueue.topic.name".into(),
+            "needs `errors.tolerance: all` (with `none` no record is ever sent to it)".into(),
+        ));
     }
     if definition.limits.call_timeout_ms == 0 {
         return Err(("limits.call.timeout.ms".into(), "must be at least 1".into()));

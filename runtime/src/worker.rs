@@ -18,7 +18,7 @@ use crate::manifest::ConnectorDefinition;
 use crate::plugin::{Plugin, PluginError, PluginRegistry};
 use crate::state_store::{OffsetStore, StateStore};
 use crate::task::{
-    SinkHandle, SinkSettings, SinkTask, SourceHandle, SourceSettings, SourceTask, State, TaskMetrics, TaskStatus,
+    ErrorHandling, RetryPolicy, SinkHandle, SinkSettings, SinkTask, SourceHandle, SourceSettings, SourceTask, State, TaskMetrics, TaskStatus,
 };
 
 /// Worker settings.
@@ -49,7 +49,7 @@ impl WorkerConfig {
             flush: FlushPolicy::EveryBatch,
             default_partitions: 1,
             batch_size: 1000,
-            sink_flush_interval: Duration::from_secs(1),
+            sink_flush_interval: Duration::from_millis(500),
             shutdown_timeout: Duration::from_secs(10),
         }
     }
@@ -97,6 +97,10 @@ pub struct TaskSnapshot {
     pub status: TaskStatus,
     pub records: u64,
     pub bytes: u64,
+    /// Retries of retriable failures so far.
+    pub retries: u64,
+    /// Records that failed (tolerated or not).
+    pub errors: u64,
 }
 
 struct TaskSlot {
@@ -286,6 +290,11 @@ impl Worker {
         let metrics = slot.metrics.clone();
         let cancel = slot.cancel.clone();
         let default_partitions = definition.default_partitions.unwrap_or(self.inner.config.default_partitions);
+        let retry = RetryPolicy {
+            timeout: definition.retry_timeout(),
+            max_delay: Duration::from_millis(definition.retry_delay_max_ms),
+        };
+        let errors = ErrorHandling::of(definition);
         async move {
             let connector = setup.connector.clone();
             let task_id = setup.task_id;
@@ -305,7 +314,12 @@ impl Worker {
                             log: self.inner.log.clone(),
                             offsets: self.inner.offsets.clone(),
                             metrics,
-                            settings: SourceSettings { batch_size: self.inner.config.batch_size, default_partitions },
+                            settings: SourceSettings {
+                                batch_size: self.inner.config.batch_size,
+                                default_partitions,
+                                retry,
+                                errors,
+                            },
                         }
                         .run(cancel)
                         .await
@@ -328,6 +342,8 @@ impl Worker {
                                 batch_size: self.inner.config.batch_size,
                                 max_read_bytes: 1 << 20,
                                 flush_interval: self.inner.config.sink_flush_interval,
+                                retry,
+                                errors,
                             },
                         }
                         .run(cancel)
@@ -361,6 +377,8 @@ impl Worker {
                         status: slot.status.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone(),
                         records: slot.metrics.records(),
                         bytes: slot.metrics.bytes(),
+                        retries: slot.metrics.retries.load(std::sync::atomic::Ordering::Relaxed),
+                        errors: slot.metrics.errors.load(std::sync::atomic::Ordering::Relaxed),
                     })
                     .collect(),
             })

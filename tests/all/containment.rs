@@ -11,22 +11,24 @@ use weir_runtime::{Worker, WorkerConfig};
 
 use crate::support::component;
 
-fn definition(name: &str, class: &str, config: serde_json::Value, limits: Limits) -> ConnectorDefinition {
+pub(crate) fn definition(name: &str, class: &str, config: serde_json::Value, limits: Limits) -> ConnectorDefinition {
     ConnectorDefinition {
         name: name.into(),
         class: class.into(),
         tasks_max: 1,
         default_partitions: Some(2),
         config: config.as_object().cloned().unwrap_or_default(),
-        grants: Default::default(),
         limits,
+        ..ConnectorDefinition::default()
     }
 }
 
-async fn worker_with_faulty(dir: &Path) -> Worker {
+pub(crate) async fn worker_with_faulty(dir: &Path) -> Worker {
     let plugins = dir.join("plugins");
     std::fs::create_dir_all(&plugins).expect("plugin dir");
-    std::fs::copy(component("weir_faulty.wasm"), plugins.join("weir_faulty.wasm")).expect("copy faulty component");
+    for file in ["weir_faulty.wasm", "weir_faulty_sink.wasm"] {
+        std::fs::copy(component(file), plugins.join(file)).expect("copy test component");
+    }
     let mut config = WorkerConfig::new(dir.join("data"));
     config.plugin_dir = Some(plugins);
     Worker::start(config).await.expect("worker starts")

@@ -2,6 +2,7 @@
 //! from this repo, real files. One test binary so linking happens once.
 
 mod containment;
+mod errors;
 mod manifests;
 mod pipeline;
 mod plugins;

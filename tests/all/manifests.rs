@@ -61,3 +61,39 @@ fn every_example_manifest_validates() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+mod parser_properties {
+    use std::path::Path;
+
+    use proptest::prelude::*;
+    use weir_runtime::ManifestFile;
+
+    const VALID: &str = "name: orders\nconnector.class: datagen\ntasks.max: 2\nconfig:\n  topic: orders\n  max.interval: 10\n";
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Arbitrary text never panics the parser; an error always names the file.
+        #[test]
+        fn arbitrary_text_is_parsed_or_refused_with_the_file_named(text in "\\PC{0,400}") {
+            if let Err(error) = ManifestFile::parse(Path::new("fuzz.yaml"), text) {
+                prop_assert!(error.to_string().starts_with("fuzz.yaml"));
+            }
+        }
+
+        /// A valid manifest with bytes cut, duplicated or replaced: parsed or refused, never a
+        /// panic, and a refusal with a line points inside the text.
+        #[test]
+        fn mutated_manifests_are_parsed_or_refused(position in 0usize..VALID.len(), cut in 0usize..20, insert in "[ :\\-\\[\\]{}#'\"a-z0-9\\n]{0,8}") {
+            let mut text = VALID.to_owned();
+            let end = (position + cut).min(text.len());
+            text.replace_range(position..end, &insert);
+            let lines = text.lines().count().max(1);
+            if let Err(error) = ManifestFile::parse(Path::new("fuzz.yaml"), text) {
+                if let Some(line) = error.line {
+                    prop_assert!(line >= 1 && line <= lines + 1, "line {} of {}", line, lines);
+                }
+            }
+        }
+    }
+}

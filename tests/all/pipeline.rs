@@ -103,3 +103,51 @@ fn clean_stop_and_restart_resumes_without_redoing() {
     assert_eq!(duplicates, 0, "a clean stop commits everything; the restart redoes nothing");
     assert_eq!(&ids[..before.len()], &before[..], "the restart appends after what was written");
 }
+
+#[test]
+fn twenty_sigkills_at_random_moments_lose_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Two tasks at one record per ms each: ~2,000 records/s, so the 20 kills (each up to 1.5 s
+    // into a run) all land mid-stream and the last run finishes the rest.
+    let total = 50_000;
+    let manifest = pipeline_manifest(dir.path(), total, PARTITIONS, 1);
+    let text = std::fs::read_to_string(&manifest).expect("manifest").replacen("tasks.max: 1", "tasks.max: 2", 1);
+    std::fs::write(&manifest, text).expect("manifest");
+    let out = dir.path().join("out/orders.txt");
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |elapsed| elapsed.as_nanos() as u64)
+        | 1;
+    eprintln!("twenty_sigkills_at_random_moments_lose_nothing: seed {seed}");
+    let mut killed_at = Vec::new();
+    for _ in 0..20 {
+        // xorshift: a kill up to 1.5 s after the worker is up and running its connectors.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let after = Duration::from_millis(seed % 1_500);
+        let weir = WeirProcess::start(dir.path(), std::slice::from_ref(&manifest), &[]);
+        wait_until("the worker to run its connectors", Duration::from_secs(120), || {
+            (weir.stdout_text().contains("weir: running"), ())
+        });
+        std::thread::sleep(after);
+        weir.kill9();
+        killed_at.push(sink_ids(&out).len());
+    }
+    let weir = WeirProcess::start(dir.path(), &[manifest], &[]);
+    wait_until("every id delivered after 20 SIGKILLs", Duration::from_secs(300), || {
+        let ids = sink_ids(&out);
+        (distinct(&ids).0 >= total as usize, ids.len())
+    });
+    let (status, stdout, stderr) = weir.terminate(Duration::from_secs(30));
+    assert!(status.success(), "weir exited with {status}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    let ids = sink_ids(&out);
+    let (unique, duplicates) = distinct(&ids);
+    assert_eq!(unique, total as usize, "0 lost");
+    assert!(ids.iter().all(|id| *id < total as u64));
+    eprintln!(
+        "twenty_sigkills_at_random_moments_lose_nothing: sink lines after each kill {killed_at:?}; \
+         {duplicates} duplicates of {total} ({} lines)",
+        ids.len()
+    );
+}

@@ -1,13 +1,16 @@
 //! Task loops: the source loop (poll → append → store positions → commit) and the sink loop
 //! (read → put → flush → commit group offsets), over components or native connectors alike.
 
+mod errors;
 mod handle;
 mod retry;
 mod sink;
 mod source;
 mod status;
 
+pub(crate) use errors::ErrorHandling;
 pub(crate) use handle::{SinkHandle, SourceHandle};
+pub(crate) use retry::RetryPolicy;
 pub(crate) use sink::{SinkSettings, SinkTask};
 pub(crate) use source::{SourceSettings, SourceTask};
 pub use status::{State, TaskMetrics, TaskStatus};

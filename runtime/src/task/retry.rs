@@ -1,44 +1,60 @@
-//! Backoff between retries of a retriable failure, and cancellable sleeps.
+//! Backoff between retries of a retriable failure (backon's exponential backoff with jitter,
+//! bounded by Kafka Connect's `errors.retry.timeout` and `errors.retry.delay.max.ms`), and
+//! cancellable sleeps.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use tokio_util::sync::CancellationToken;
 
-/// Exponential backoff with jitter, bounded in total time (Kafka Connect's
-/// `errors.retry.timeout` and `errors.retry.delay.max.ms`).
+/// First wait after a failure.
+const FIRST_DELAY: Duration = Duration::from_millis(100);
+
+/// How a task retries: the total budget (`None`: forever) and the longest single wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RetryPolicy {
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { timeout: Some(Duration::from_secs(300)), max_delay: Duration::from_secs(60) }
+    }
+}
+
+/// The waits of one run of retries.
 #[derive(Debug)]
 pub(crate) struct Backoff {
-    next: Duration,
-    max_delay: Duration,
-    deadline: Instant,
+    inner: ExponentialBackoff,
 }
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self::new(Duration::from_secs(300), Duration::from_secs(60))
+        Self::new(RetryPolicy::default())
     }
 }
 
 impl Backoff {
-    pub(crate) fn new(timeout: Duration, max_delay: Duration) -> Self {
-        Self { next: Duration::from_millis(100), max_delay, deadline: Instant::now() + timeout }
+    pub(crate) fn new(policy: RetryPolicy) -> Self {
+        let builder = ExponentialBuilder::new()
+            .with_min_delay(FIRST_DELAY.min(policy.max_delay))
+            .with_max_delay(policy.max_delay)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times();
+        let builder = match policy.timeout {
+            // A zero budget means no retries at all.
+            Some(timeout) if timeout.is_zero() => builder.with_max_times(0),
+            Some(timeout) => builder.with_total_delay(Some(timeout)),
+            None => builder,
+        };
+        Self { inner: builder.build() }
     }
 
     /// The wait before the next try, or `None` when the retry budget is spent.
     pub(crate) fn next_wait(&mut self) -> Option<Duration> {
-        let now = Instant::now();
-        if now >= self.deadline {
-            return None;
-        }
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.subsec_nanos());
-        // Up to 20 % of the step, so tasks failing together do not retry in lockstep.
-        let spread = u64::try_from(self.next.as_nanos() / 5).unwrap_or(u64::MAX).max(1);
-        let jitter = Duration::from_nanos(u64::from(seed ^ std::process::id()) % spread);
-        let wait = (self.next + jitter).min(self.max_delay).min(self.deadline - now);
-        self.next = (self.next * 2).min(self.max_delay);
-        Some(wait)
+        self.inner.next()
     }
 }
 
@@ -47,5 +63,37 @@ pub(crate) async fn sleep_or_cancel(wait: Duration, cancel: &CancellationToken) 
     tokio::select! {
         () = tokio::time::sleep(wait) => true,
         () = cancel.cancelled() => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_timeout_means_no_retries() {
+        let mut backoff = Backoff::new(RetryPolicy { timeout: Some(Duration::ZERO), max_delay: Duration::from_secs(1) });
+        assert_eq!(backoff.next_wait(), None);
+    }
+
+    #[test]
+    fn waits_grow_are_capped_and_stop_at_the_budget() {
+        let policy = RetryPolicy { timeout: Some(Duration::from_secs(3)), max_delay: Duration::from_millis(800) };
+        let waits: Vec<Duration> = std::iter::from_fn({
+            let mut backoff = Backoff::new(policy);
+            move || backoff.next_wait()
+        })
+        .take(100)
+        .collect();
+        assert!(!waits.is_empty() && waits.len() < 100, "{waits:?}");
+        assert!(waits.iter().all(|wait| *wait <= Duration::from_millis(1600)), "jitter stays within 2x the cap: {waits:?}");
+        let total: Duration = waits.iter().sum();
+        assert!(total <= Duration::from_secs(3) + Duration::from_millis(1600), "{total:?}");
+    }
+
+    #[test]
+    fn no_timeout_retries_forever() {
+        let mut backoff = Backoff::new(RetryPolicy { timeout: None, max_delay: Duration::from_millis(10) });
+        assert!((0..1000).all(|_| backoff.next_wait().is_some()));
     }
 }

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use futures::future::select_all;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use weir_broker::Log;
-use weir_connector_sdk::ConnectorError;
-use weir_connector_sdk::batch::SinkBatchWriter;
+use weir_broker::{Bytes, Log};
+use weir_connector_sdk::batch::{SinkBatchReader, SinkBatchWriter, SinkRecordRef};
 
+use super::errors::{ErrorHandling, FailedRecord, Stage, handle_failures};
 use super::handle::SinkHandle;
-use super::retry::{Backoff, sleep_or_cancel};
+use super::retry::{Backoff, RetryPolicy, sleep_or_cancel};
 use super::source::log_failure;
 use super::status::TaskMetrics;
 use crate::host::TaskError;
@@ -33,6 +33,8 @@ pub(crate) struct SinkSettings {
     /// How often to flush and commit offsets while records flow (Kafka Connect's
     /// `offset.flush.interval.ms`).
     pub(crate) flush_interval: Duration,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) errors: ErrorHandling,
 }
 
 /// One assigned partition and where the task is in it.
@@ -210,19 +212,53 @@ impl SinkTask {
 
     #[allow(clippy::ptr_arg)]
     async fn put(&mut self, batch: &Vec<u8>, cancel: &CancellationToken) -> Result<(), TaskError> {
-        let mut backoff = Backoff::default();
+        let mut backoff = Backoff::new(self.settings.retry);
         loop {
             match self.handle.put(batch).await {
                 Ok(failures) if failures.is_empty() => return Ok(()),
                 Ok(failures) => {
                     self.metrics.errors.fetch_add(failures.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                    let first = &failures[0];
-                    let place = locate(batch, first.index).unwrap_or_else(|| format!("record #{} of the batch", first.index));
-                    return Err(TaskError::Connector(ConnectorError::Fatal(format!(
-                        "the sink failed to write {} record(s); first: {place}: {}",
-                        failures.len(),
-                        first.error
-                    ))));
+                    let records: Vec<SinkRecordRef<'_>> = match SinkBatchReader::new(batch) {
+                        Ok(reader) => reader.filter_map(Result::ok).collect(),
+                        Err(_) => Vec::new(),
+                    };
+                    let failed = failures
+                        .into_iter()
+                        .map(|failure| match records.get(failure.index as usize) {
+                            Some(record) => FailedRecord {
+                                topic: record.topic.to_owned(),
+                                partition: Some(record.partition),
+                                offset: Some(record.offset),
+                                key: record.key.map(Bytes::copy_from_slice),
+                                value: record.value.map(Bytes::copy_from_slice),
+                                headers: record
+                                    .headers
+                                    .iter()
+                                    .map(|(name, value)| (name.to_owned(), value.map(Bytes::copy_from_slice)))
+                                    .collect(),
+                                error: failure.error,
+                                context: Vec::new(),
+                            },
+                            None => FailedRecord {
+                                topic: format!("record #{} of the batch", failure.index),
+                                partition: None,
+                                offset: None,
+                                key: None,
+                                value: None,
+                                headers: Vec::new(),
+                                error: failure.error,
+                                context: Vec::new(),
+                            },
+                        })
+                        .collect();
+                    return handle_failures(
+                        &self.settings.errors,
+                        &self.log,
+                        &self.connector,
+                        self.task_id,
+                        Stage::TaskPut,
+                        failed,
+                    );
                 }
                 Err(error) if error.is_retriable() => {
                     self.metrics.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -241,7 +277,7 @@ impl SinkTask {
         if assigned.iter().all(|slot| slot.position == slot.committed) {
             return Ok(());
         }
-        let mut backoff = Backoff::default();
+        let mut backoff = Backoff::new(self.settings.retry);
         loop {
             match self.handle.flush().await {
                 Ok(()) => break,
@@ -263,12 +299,6 @@ impl SinkTask {
         tracing::debug!("offsets committed");
         Ok(())
     }
-}
-
-/// "topic / partition / offset" of record `index` of a packed sink batch.
-fn locate(batch: &[u8], index: u32) -> Option<String> {
-    let record = weir_connector_sdk::batch::SinkBatchReader::new(batch).ok()?.nth(index as usize)?.ok()?;
-    Some(format!("topic {} partition {} offset {}", record.topic, record.partition, record.offset))
 }
 
 /// Wait until any assigned partition grows, the time passes, or the task is cancelled.

@@ -14,8 +14,9 @@ use weir_broker::{Bytes, Log, LogError, Record, TopicConfig, partition_for_key};
 use weir_connector_sdk::SourceOffset;
 use weir_connector_sdk::batch::SourceBatchReader;
 
+use super::errors::{ErrorHandling, FailedRecord, Stage, handle_failures};
 use super::handle::SourceHandle;
-use super::retry::{Backoff, sleep_or_cancel};
+use super::retry::{Backoff, RetryPolicy, sleep_or_cancel};
 use super::status::TaskMetrics;
 use crate::host::TaskError;
 use crate::keyed_store::now_ms;
@@ -31,6 +32,8 @@ pub(crate) struct SourceSettings {
     pub(crate) batch_size: u32,
     /// Partitions of topics created for this connector's records.
     pub(crate) default_partitions: u32,
+    pub(crate) retry: RetryPolicy,
+    pub(crate) errors: ErrorHandling,
 }
 
 pub(crate) struct SourceTask {
@@ -54,6 +57,8 @@ struct Route {
 struct Routed {
     batches: BTreeMap<(String, u32), Vec<Record>>,
     positions: Vec<SourceOffset>,
+    /// Records that cannot be written (tolerated: they go to the dead-letter topic).
+    failed: Vec<FailedRecord>,
     records: u64,
     bytes: u64,
 }
@@ -86,7 +91,8 @@ impl SourceTask {
             finished?;
             let Some(batch) = polled else { break };
             let routed = self.route(batch, &mut routes)?;
-            if routed.records == 0 {
+            self.metrics.errors.fetch_add(routed.failed.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            if routed.records == 0 && routed.failed.is_empty() {
                 sleep_or_cancel(idle_wait, cancel).await;
                 idle_wait = (idle_wait * 2).min(MAX_IDLE_WAIT);
                 continue;
@@ -108,11 +114,19 @@ impl SourceTask {
         let cancel = cancel.clone();
         let positions = routed.positions.clone();
         let batches = routed.batches;
+        let failed = routed.failed;
+        let errors = self.settings.errors.clone();
+        let retry = self.settings.retry;
+        let task = self.task_id;
         let work = tokio::task::spawn_blocking(move || {
+            // Failed records first: with tolerance `none` this fails the task before anything
+            // of the batch is committed; with `all` they are in the dead-letter topic before
+            // the positions covering them are stored.
+            handle_failures(&errors, &log, &connector, task, Stage::KafkaProduce, failed)?;
             let slices: Vec<(&str, u32, &[Record])> =
                 batches.iter().map(|((topic, partition), records)| (topic.as_str(), *partition, records.as_slice())).collect();
-            with_retries("append", &cancel, || log.append_many(&slices).map(|_| ()))?;
-            with_retries("offset commit", &cancel, || offsets.commit(&connector, &positions))
+            with_retries("append", retry, &cancel, || log.append_many(&slices).map(|_| ()))?;
+            with_retries("offset commit", retry, &cancel, || offsets.commit(&connector, &positions))
         });
         Pending { work, positions: routed.positions, records: routed.records, bytes: routed.bytes }
     }
@@ -134,7 +148,7 @@ impl SourceTask {
 
     /// Poll, retrying retriable errors with backoff. `None` when cancelled while retrying.
     async fn poll(&mut self, cancel: &CancellationToken) -> Result<Option<Bytes>, TaskError> {
-        let mut backoff = Backoff::default();
+        let mut backoff = Backoff::new(self.settings.retry);
         loop {
             match self.handle.poll(self.settings.batch_size).await {
                 Ok(batch) => return Ok(Some(Bytes::from(batch))),
@@ -159,7 +173,8 @@ impl SourceTask {
         };
         let reader = SourceBatchReader::new(&batch).map_err(|error| malformed(&error))?;
         let now = now_ms();
-        let mut routed = Routed { batches: BTreeMap::new(), positions: Vec::new(), records: 0, bytes: 0 };
+        let mut routed =
+            Routed { batches: BTreeMap::new(), positions: Vec::new(), failed: Vec::new(), records: 0, bytes: 0 };
         let mut last_positions: HashMap<&[u8], &[u8]> = HashMap::new();
         let mut partition_order: Vec<&[u8]> = Vec::new();
         for record in reader {
@@ -171,13 +186,33 @@ impl SourceTask {
                     routes.entry(record.topic.to_owned()).or_insert(Route { partitions, round_robin: 0 })
                 }
             };
+            if last_positions.insert(record.source_partition, record.source_position).is_none() {
+                partition_order.push(record.source_partition);
+            }
             let partition = if record.partition >= 0 {
                 let partition = record.partition as u32;
                 if partition >= route.partitions {
-                    return Err(TaskError::Connector(weir_connector_sdk::ConnectorError::Fatal(format!(
-                        "a record names partition {partition} of topic {}, which has {} partitions",
-                        record.topic, route.partitions
-                    ))));
+                    routed.failed.push(FailedRecord {
+                        topic: record.topic.to_owned(),
+                        partition: Some(record.partition),
+                        offset: None,
+                        key: record.key.map(|key| batch.slice_ref(key)),
+                        value: record.value.map(|value| batch.slice_ref(value)),
+                        headers: record
+                            .headers
+                            .iter()
+                            .map(|(name, value)| (name.to_owned(), value.map(|value| batch.slice_ref(value))))
+                            .collect(),
+                        error: weir_connector_sdk::ConnectorError::Fatal(format!(
+                            "the record names partition {partition} of topic {}, which has {} partitions",
+                            record.topic, route.partitions
+                        )),
+                        context: vec![
+                            ("__weir.errors.source.partition", record.source_partition.to_vec()),
+                            ("__weir.errors.source.position", record.source_position.to_vec()),
+                        ],
+                    });
+                    continue;
                 }
                 partition
             } else if let Some(key) = record.key {
@@ -200,9 +235,6 @@ impl SourceTask {
                 timestamp: record.timestamp.unwrap_or(now),
             };
             routed.batches.entry((record.topic.to_owned(), partition)).or_default().push(stored);
-            if last_positions.insert(record.source_partition, record.source_position).is_none() {
-                partition_order.push(record.source_partition);
-            }
         }
         routed.positions = partition_order
             .into_iter()
@@ -238,8 +270,13 @@ struct Pending {
 }
 
 /// Run a log operation, retrying retriable failures with backoff (on the blocking pool).
-fn with_retries(what: &str, cancel: &CancellationToken, mut operation: impl FnMut() -> Result<(), LogError>) -> Result<(), TaskError> {
-    let mut backoff = Backoff::default();
+fn with_retries(
+    what: &str,
+    retry: RetryPolicy,
+    cancel: &CancellationToken,
+    mut operation: impl FnMut() -> Result<(), LogError>,
+) -> Result<(), TaskError> {
+    let mut backoff = Backoff::new(retry);
     loop {
         match operation() {
             Ok(()) => return Ok(()),

@@ -42,6 +42,9 @@ pub enum Mode {
     FailFatal,
     /// Return a retriable error from every poll.
     FailRetriable,
+    /// Emit every record whose number ends in 3 for partition 1000000, which no topic has: the
+    /// runtime cannot write it (a source-side failure for its dead-letter topic).
+    Misroute,
 }
 
 /// The `faulty` source task. Partition `{"task":<id>}`, position `{"n":<n>}`; resumes after its
@@ -96,7 +99,7 @@ impl Source for Faulty {
     fn poll(&mut self, max: u32, batch: &mut SourceBatchWriter) -> Result<(), ConnectorError> {
         if self.polls >= self.after {
             match self.mode {
-                Mode::Ok => {}
+                Mode::Ok | Mode::Misroute => {}
                 Mode::Trap => panic!("faulty: trap requested after {} polls", self.polls),
                 Mode::Loop => spin(),
                 Mode::Oom => exhaust_memory(),
@@ -111,9 +114,10 @@ impl Source for Faulty {
         for _ in 0..max.min(RECORDS_PER_POLL) {
             let key = self.next.to_string();
             let value = format!("{{\"n\":{}}}", self.next);
+            let misrouted = self.mode == Mode::Misroute && self.next % 10 == 3;
             batch.push(&SourceRecordRef {
                 topic: &self.topic,
-                partition: -1,
+                partition: if misrouted { 1_000_000 } else { -1 },
                 timestamp: None,
                 key: Some(key.as_bytes()),
                 value: Some(value.as_bytes()),

@@ -1,0 +1,161 @@
+//! Failure handling: retries with backoff, error tolerance and dead-letter topics on the sink
+//! and the source side.
+
+use std::time::Duration;
+
+use weir_runtime::Worker;
+use weir_runtime::manifest::{ConnectorDefinition, Limits, Tolerance};
+use weir_runtime::task::State;
+use weir_runtime::worker::TaskSnapshot;
+
+use crate::containment::{definition, worker_with_faulty};
+
+fn task(worker: &Worker, name: &str) -> TaskSnapshot {
+    worker
+        .snapshot()
+        .into_iter()
+        .find(|connector| connector.name == name)
+        .and_then(|connector| connector.tasks.into_iter().next())
+        .unwrap_or_else(|| panic!("connector {name} has a task"))
+}
+
+async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while !condition() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn datagen(total: u64) -> ConnectorDefinition {
+    definition(
+        "gen",
+        "datagen",
+        serde_json::json!({ "topic": "orders", "iterations": total, "max.interval": 0 }),
+        Limits::default(),
+    )
+}
+
+/// Where datagen's record `id` lands: the topics here have 2 partitions, keyed by the id.
+fn place_of(id: u64) -> (u32, u64) {
+    let partition = weir_broker::partition_for_key(id.to_string().as_bytes(), 2);
+    let offset = (0..id).filter(|other| weir_broker::partition_for_key(other.to_string().as_bytes(), 2) == partition).count();
+    (partition, offset as u64)
+}
+
+fn header<'a>(headers: &'a [(String, Option<weir_broker::Bytes>)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(key, _)| key == name)
+        .and_then(|(_, value)| value.as_deref())
+        .and_then(|value| std::str::from_utf8(value).ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retriable_put_failures_are_retried_until_the_batch_goes_through() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = worker_with_faulty(dir.path()).await;
+    let sink = definition(
+        "sink",
+        "faulty-sink",
+        serde_json::json!({ "topics": "orders", "mode": "fail-retriable-n", "n": 3 }),
+        Limits::default(),
+    );
+    worker.create(sink).await.expect("create sink");
+    worker.create(datagen(2_000)).await.expect("create source");
+    wait_for("2000 records through the sink", || task(&worker, "sink").records >= 2_000).await;
+    let sink = task(&worker, "sink");
+    assert_eq!(sink.status.state, State::Running, "{sink:?}");
+    assert_eq!(sink.retries, 3, "one retry per failed put: {sink:?}");
+    assert_eq!(sink.records, 2_000, "no record lost or repeated: {sink:?}");
+    worker.shutdown().await;
+}
+
+fn poison_sink(tolerance: Tolerance) -> ConnectorDefinition {
+    ConnectorDefinition {
+        tolerance,
+        dead_letter_topic: (tolerance == Tolerance::All).then(|| "dlq".to_owned()),
+        dead_letter_context_headers: true,
+        log_errors: true,
+        ..definition(
+            "sink",
+            "faulty-sink",
+            serde_json::json!({ "topics": "orders", "mode": "poison", "poison": "\"id\":7," }),
+            Limits::default(),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_record_fails_the_task_naming_it_when_nothing_is_tolerated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = worker_with_faulty(dir.path()).await;
+    worker.create(poison_sink(Tolerance::None)).await.expect("create sink");
+    worker.create(datagen(1_000)).await.expect("create source");
+    wait_for("the sink task to fail", || task(&worker, "sink").status.state == State::Failed).await;
+    let trace = task(&worker, "sink").status.trace.expect("trace");
+    assert!(trace.contains("stage TASK_PUT"), "{trace}");
+    let (partition, offset) = place_of(7);
+    assert!(
+        trace.contains(&format!("topic orders partition {partition} offset {offset}")),
+        "the trace names the record: {trace}"
+    );
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_record_goes_to_the_dead_letter_topic_and_the_rest_is_delivered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = worker_with_faulty(dir.path()).await;
+    worker.create(poison_sink(Tolerance::All)).await.expect("create sink");
+    worker.create(datagen(1_000)).await.expect("create source");
+    wait_for("1000 records through the sink", || task(&worker, "sink").records >= 1_000).await;
+    let sink = task(&worker, "sink");
+    assert_eq!(sink.status.state, State::Running, "{sink:?}");
+    assert_eq!(sink.errors, 1, "{sink:?}");
+    let dead = worker.log().read("dlq", 0, 0, 1 << 20).expect("read the dead-letter topic");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let record = &dead[0];
+    let value = String::from_utf8_lossy(record.value.as_deref().expect("value"));
+    assert!(value.starts_with("{\"id\":7,"), "{value}");
+    assert_eq!(header(&record.headers, "__connect.errors.topic"), Some("orders"));
+    let (partition, offset) = place_of(7);
+    assert_eq!(header(&record.headers, "__connect.errors.partition"), Some(partition.to_string().as_str()));
+    assert_eq!(header(&record.headers, "__connect.errors.offset"), Some(offset.to_string().as_str()));
+    assert_eq!(header(&record.headers, "__connect.errors.connector.name"), Some("sink"));
+    assert_eq!(header(&record.headers, "__connect.errors.task.id"), Some("0"));
+    assert_eq!(header(&record.headers, "__connect.errors.stage"), Some("TASK_PUT"));
+    assert!(header(&record.headers, "__connect.errors.exception.message").is_some_and(|message| !message.is_empty()));
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_records_that_cannot_be_written_go_to_the_source_dead_letter_topic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = worker_with_faulty(dir.path()).await;
+    let source = ConnectorDefinition {
+        tolerance: Tolerance::All,
+        dead_letter_topic: Some("source-dlq".into()),
+        dead_letter_context_headers: true,
+        ..definition("misrouting", "faulty", serde_json::json!({ "topic": "numbers", "mode": "misroute" }), Limits::default())
+    };
+    worker.create(source).await.expect("create source");
+    wait_for("records in the source dead-letter topic", || {
+        worker.log().end_offset("source-dlq", 0).is_ok_and(|end| end >= 5)
+    })
+    .await;
+    let source = task(&worker, "misrouting");
+    assert_eq!(source.status.state, State::Running, "{source:?}");
+    let dead = worker.log().read("source-dlq", 0, 0, 1 << 20).expect("read");
+    for record in &dead {
+        let value = String::from_utf8_lossy(record.value.as_deref().expect("value")).into_owned();
+        assert!(value.ends_with("3}"), "only misrouted records are dead letters: {value}");
+        assert_eq!(header(&record.headers, "__connect.errors.stage"), Some("KAFKA_PRODUCE"));
+        assert_eq!(header(&record.headers, "__connect.errors.partition"), Some("1000000"));
+        assert_eq!(header(&record.headers, "__weir.errors.source.position"), Some(value.as_str()));
+    }
+    let written = worker.log().read("numbers", 0, 0, 1 << 20).expect("read topic");
+    assert!(!written.is_empty());
+    assert!(written.iter().all(|record| !record.value.as_deref().unwrap_or_default().ends_with(b"3}")));
+    worker.shutdown().await;
+}
