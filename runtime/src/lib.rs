@@ -9,10 +9,14 @@
 //! (built-in and directory plugins), [`host::WasmEngine`] (the sandbox).
 
 pub mod bench;
+pub mod config_provider;
+pub mod connector_store;
 pub mod host;
 mod keyed_store;
 pub mod manifest;
+pub mod metrics;
 pub mod plugin;
+pub mod rest;
 pub mod state_store;
 pub mod task;
 pub mod worker;

@@ -24,7 +24,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use weir_connector_sdk::FieldError;
 
 /// Default memory limit of one task's instance.
 pub const DEFAULT_MEMORY_BYTES: u64 = 256 << 20;
@@ -32,7 +33,7 @@ pub const DEFAULT_MEMORY_BYTES: u64 = 256 << 20;
 pub const DEFAULT_CALL_TIMEOUT_MS: u64 = 30_000;
 
 /// One connector, as a manifest (or later the REST API) describes it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectorDefinition {
     /// Unique connector name.
@@ -46,7 +47,7 @@ pub struct ConnectorDefinition {
     pub tasks_max: u32,
     /// Partitions of topics this connector's records create (Kafka Connect's
     /// `topic.creation.default.partitions`).
-    #[serde(rename = "topic.creation.default.partitions", default)]
+    #[serde(rename = "topic.creation.default.partitions", default, skip_serializing_if = "Option::is_none")]
     pub default_partitions: Option<u32>,
     /// The connector's own config, checked against its JSON Schema.
     #[serde(default)]
@@ -135,7 +136,7 @@ fn one() -> u32 {
 }
 
 /// Capabilities a component gets. Nothing is granted unless listed.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grants {
     /// Directories the component may open, preopened through WASI at the same path.
@@ -144,7 +145,7 @@ pub struct Grants {
 }
 
 /// One directory a component may use.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilesystemGrant {
     /// The directory, absolute or relative to the worker's working directory. It is created if
@@ -154,7 +155,7 @@ pub struct FilesystemGrant {
     pub access: Access,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Access {
     #[default]
@@ -163,7 +164,7 @@ pub enum Access {
 }
 
 /// Per-task sandbox limits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Most linear memory one task's instance may grow to.
@@ -205,6 +206,237 @@ impl ConnectorDefinition {
             _ => Vec::new(),
         }
     }
+}
+
+/// Keys of the flat (Kafka Connect REST) form that are not the connector's own config.
+pub mod flat_keys {
+    pub const NAME: &str = "name";
+    pub const CLASS: &str = "connector.class";
+    pub const TASKS_MAX: &str = "tasks.max";
+    pub const PARTITIONS: &str = "topic.creation.default.partitions";
+    /// The grants as JSON text, e.g. `{"filesystem":[{"path":"./out","access":"read-write"}]}`.
+    pub const GRANTS: &str = "weir.grants";
+    pub const MEMORY: &str = "limits.memory.bytes";
+    pub const CALL_TIMEOUT: &str = "limits.call.timeout.ms";
+    pub const RETRY_TIMEOUT: &str = "errors.retry.timeout";
+    pub const RETRY_DELAY_MAX: &str = "errors.retry.delay.max.ms";
+    pub const TOLERANCE: &str = "errors.tolerance";
+    pub const DLQ_TOPIC: &str = "errors.deadletterqueue.topic.name";
+    pub const DLQ_HEADERS: &str = "errors.deadletterqueue.context.headers.enable";
+    pub const LOG_ENABLE: &str = "errors.log.enable";
+    pub const LOG_MESSAGES: &str = "errors.log.include.messages";
+}
+
+impl ConnectorDefinition {
+    /// The flat form Kafka Connect's REST API uses: every value a string, the connector's own
+    /// config keys beside `name`, `connector.class` and `tasks.max`; grants as JSON text under
+    /// `weir.grants`, limits as `limits.memory.bytes` / `limits.call.timeout.ms` (only when not
+    /// the defaults).
+    pub fn to_flat(&self) -> serde_json::Map<String, serde_json::Value> {
+        use serde_json::Value;
+        let mut flat = serde_json::Map::new();
+        flat.insert(flat_keys::CLASS.into(), Value::String(self.class.clone()));
+        flat.insert(flat_keys::TASKS_MAX.into(), Value::String(self.tasks_max.to_string()));
+        if let Some(partitions) = self.default_partitions {
+            flat.insert(flat_keys::PARTITIONS.into(), Value::String(partitions.to_string()));
+        }
+        for (key, value) in &self.config {
+            let text = match value {
+                Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            flat.insert(key.clone(), Value::String(text));
+        }
+        if self.grants != Grants::default() {
+            let grants = serde_json::to_string(&self.grants).unwrap_or_default();
+            flat.insert(flat_keys::GRANTS.into(), Value::String(grants));
+        }
+        if self.limits.memory_bytes != DEFAULT_MEMORY_BYTES {
+            flat.insert(flat_keys::MEMORY.into(), Value::String(self.limits.memory_bytes.to_string()));
+        }
+        if self.limits.call_timeout_ms != DEFAULT_CALL_TIMEOUT_MS {
+            flat.insert(flat_keys::CALL_TIMEOUT.into(), Value::String(self.limits.call_timeout_ms.to_string()));
+        }
+        let defaults = ConnectorDefinition::default();
+        if self.retry_timeout_ms != defaults.retry_timeout_ms {
+            flat.insert(flat_keys::RETRY_TIMEOUT.into(), Value::String(self.retry_timeout_ms.to_string()));
+        }
+        if self.retry_delay_max_ms != defaults.retry_delay_max_ms {
+            flat.insert(flat_keys::RETRY_DELAY_MAX.into(), Value::String(self.retry_delay_max_ms.to_string()));
+        }
+        if self.tolerance != defaults.tolerance {
+            flat.insert(flat_keys::TOLERANCE.into(), Value::String("all".into()));
+        }
+        if let Some(topic) = &self.dead_letter_topic {
+            flat.insert(flat_keys::DLQ_TOPIC.into(), Value::String(topic.clone()));
+        }
+        for (key, on) in [
+            (flat_keys::DLQ_HEADERS, self.dead_letter_context_headers),
+            (flat_keys::LOG_ENABLE, self.log_errors),
+            (flat_keys::LOG_MESSAGES, self.log_include_messages),
+        ] {
+            if on {
+                flat.insert(key.into(), Value::String("true".into()));
+            }
+        }
+        flat.insert(flat_keys::NAME.into(), Value::String(self.name.clone()));
+        flat
+    }
+
+    /// Build a definition from the flat form. String values of the connector's config are
+    /// coerced to the type `schema` (the plugin's config JSON Schema) declares for the key
+    /// (integer, number, boolean, array, object); typed JSON values are taken as they are.
+    ///
+    /// # Errors
+    /// Every field that cannot be read, each naming its key.
+    pub fn from_flat(
+        name: &str,
+        flat: &serde_json::Map<String, serde_json::Value>,
+        schema: Option<&serde_json::Value>,
+    ) -> Result<Self, Vec<FieldError>> {
+        use serde_json::Value;
+        let mut errors = Vec::new();
+        let mut definition = ConnectorDefinition { name: name.to_owned(), ..ConnectorDefinition::default() };
+        fn flag(key: &str, value: &Value, errors: &mut Vec<FieldError>) -> bool {
+            match value {
+                Value::Bool(on) => *on,
+                Value::String(text) if text.eq_ignore_ascii_case("true") => true,
+                Value::String(text) if text.eq_ignore_ascii_case("false") => false,
+                other => {
+                    errors.push(FieldError::new(key, format!("{other} is not true or false")));
+                    false
+                }
+            }
+        }
+        fn number<T: std::str::FromStr>(key: &str, value: &Value, errors: &mut Vec<FieldError>) -> Option<T> {
+            let parsed = match value {
+                Value::String(text) => text.trim().parse().ok(),
+                Value::Number(number) => number.to_string().parse().ok(),
+                _ => None,
+            };
+            if parsed.is_none() {
+                errors.push(FieldError::new(key, format!("{value} is not a valid positive integer")));
+            }
+            parsed
+        }
+        for (key, value) in flat {
+            match key.as_str() {
+                flat_keys::NAME => {
+                    if value.as_str() != Some(name) {
+                        errors.push(FieldError::new(key, format!("{value} does not match the connector name `{name}`")));
+                    }
+                }
+                flat_keys::CLASS => match value.as_str() {
+                    Some(class) => definition.class = class.to_owned(),
+                    None => errors.push(FieldError::new(key, "must be a string")),
+                },
+                flat_keys::TASKS_MAX => {
+                    if let Some(tasks) = number(key, value, &mut errors) {
+                        definition.tasks_max = tasks;
+                    }
+                }
+                flat_keys::PARTITIONS => definition.default_partitions = number(key, value, &mut errors),
+                flat_keys::MEMORY => {
+                    if let Some(bytes) = number(key, value, &mut errors) {
+                        definition.limits.memory_bytes = bytes;
+                    }
+                }
+                flat_keys::CALL_TIMEOUT => {
+                    if let Some(millis) = number(key, value, &mut errors) {
+                        definition.limits.call_timeout_ms = millis;
+                    }
+                }
+                flat_keys::RETRY_TIMEOUT => {
+                    if let Some(millis) = number::<i64>(key, value, &mut errors) {
+                        definition.retry_timeout_ms = millis;
+                    }
+                }
+                flat_keys::RETRY_DELAY_MAX => {
+                    if let Some(millis) = number(key, value, &mut errors) {
+                        definition.retry_delay_max_ms = millis;
+                    }
+                }
+                flat_keys::TOLERANCE => match value.as_str() {
+                    Some("none") => definition.tolerance = Tolerance::None,
+                    Some("all") => definition.tolerance = Tolerance::All,
+                    _ => errors.push(FieldError::new(key, format!("{value} is not `none` or `all`"))),
+                },
+                flat_keys::DLQ_TOPIC => match value.as_str() {
+                    Some("") => definition.dead_letter_topic = None,
+                    Some(topic) => definition.dead_letter_topic = Some(topic.to_owned()),
+                    None => errors.push(FieldError::new(key, "must be a string")),
+                },
+                flat_keys::DLQ_HEADERS => definition.dead_letter_context_headers = flag(key, value, &mut errors),
+                flat_keys::LOG_ENABLE => definition.log_errors = flag(key, value, &mut errors),
+                flat_keys::LOG_MESSAGES => definition.log_include_messages = flag(key, value, &mut errors),
+                flat_keys::GRANTS => {
+                    let parsed = match value {
+                        Value::String(text) => serde_json::from_str(text),
+                        other => serde_json::from_value(other.clone()),
+                    };
+                    match parsed {
+                        Ok(grants) => definition.grants = grants,
+                        Err(error) => errors.push(FieldError::new(key, format!("not valid grants: {error}"))),
+                    }
+                }
+                _ => {
+                    let declared = schema.and_then(|schema| schema.get("properties")).and_then(|properties| properties.get(key));
+                    definition.config.insert(key.clone(), coerce(value, declared));
+                }
+            }
+        }
+        if definition.class.is_empty() && !errors.iter().any(|error| error.field == flat_keys::CLASS) {
+            errors.push(FieldError::new(flat_keys::CLASS, "missing required configuration \"connector.class\""));
+        }
+        if let Err((field, message)) = check_definition(&definition) {
+            errors.push(FieldError::new(field, message));
+        }
+        if errors.is_empty() { Ok(definition) } else { Err(errors) }
+    }
+}
+
+/// The types a JSON Schema property declares (`"type": "integer"` or `["integer", "null"]`).
+fn declared_types(property: &serde_json::Value) -> Vec<&str> {
+    match property.get("type") {
+        Some(serde_json::Value::String(kind)) => vec![kind.as_str()],
+        Some(serde_json::Value::Array(kinds)) => kinds.iter().filter_map(serde_json::Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A string value read as the type its schema property declares; anything else unchanged
+/// (so that a value that does not parse is reported by the schema check, naming the field).
+/// References to config providers stay strings: they are resolved (and typed) on the worker.
+fn coerce(value: &serde_json::Value, property: Option<&serde_json::Value>) -> serde_json::Value {
+    use serde_json::Value;
+    let (Value::String(text), Some(property)) = (value, property) else { return value.clone() };
+    if text.contains("${") {
+        return value.clone();
+    }
+    let types = declared_types(property);
+    if types.contains(&"string") {
+        return value.clone();
+    }
+    let trimmed = text.trim();
+    for kind in types {
+        let parsed = match kind {
+            "integer" => trimmed.parse::<i64>().ok().map(Value::from).or_else(|| trimmed.parse::<u64>().ok().map(Value::from)),
+            "number" => trimmed.parse::<f64>().ok().and_then(|number| serde_json::Number::from_f64(number).map(Value::Number)),
+            "boolean" => trimmed.parse::<bool>().ok().map(Value::Bool),
+            "null" => (trimmed.is_empty() || trimmed == "null").then_some(Value::Null),
+            "array" => serde_json::from_str::<Value>(trimmed).ok().filter(Value::is_array).or_else(|| {
+                Some(Value::Array(
+                    trimmed.split(',').map(str::trim).filter(|item| !item.is_empty()).map(|item| Value::String(item.into())).collect(),
+                ))
+            }),
+            "object" => serde_json::from_str::<Value>(trimmed).ok().filter(Value::is_object),
+            _ => None,
+        };
+        if let Some(parsed) = parsed {
+            return parsed;
+        }
+    }
+    value.clone()
 }
 
 /// A manifest that cannot be used, with where.
@@ -506,6 +738,38 @@ grants:
         let error = ManifestFile::parse(Path::new("bad.yaml"), text.into()).unwrap_err();
         assert_eq!(error.field.as_deref(), Some("tasks.max"));
         assert_eq!(error.line, Some(3));
+    }
+
+    #[test]
+    fn flat_form_round_trips_with_coercion() {
+        let file = ManifestFile::parse(Path::new("m.yaml"), GOOD.into()).unwrap();
+        let schema = serde_json::json!({"properties": {
+            "topic": {"type": "string"}, "max.interval": {"type": "integer"}, "flag": {"type": ["boolean", "null"]}
+        }});
+        for definition in &file.definitions {
+            let flat = definition.to_flat();
+            assert!(flat.values().all(serde_json::Value::is_string), "{flat:?}");
+            let back = ConnectorDefinition::from_flat(&definition.name, &flat, Some(&schema)).unwrap();
+            assert_eq!(back.class, definition.class);
+            assert_eq!(back.grants, definition.grants);
+            assert_eq!(back.limits, definition.limits);
+        }
+        let flat = file.definitions[0].to_flat();
+        assert_eq!(flat["max.interval"], "10");
+        let back = ConnectorDefinition::from_flat("orders", &flat, Some(&schema)).unwrap();
+        assert_eq!(back, file.definitions[0]);
+        let mut typed = flat.clone();
+        typed.insert("flag".into(), "true".into());
+        typed.insert("tasks.max".into(), serde_json::json!(3));
+        let back = ConnectorDefinition::from_flat("orders", &typed, Some(&schema)).unwrap();
+        assert_eq!(back.config["flag"], true);
+        assert_eq!(back.tasks_max, 3);
+        let mut bad = flat;
+        bad.insert("tasks.max".into(), "many".into());
+        bad.remove("connector.class");
+        let errors = ConnectorDefinition::from_flat("orders", &bad, None).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|error| error.field.as_str()).collect();
+        assert_eq!(fields, vec!["tasks.max", "connector.class"]);
     }
 
     #[test]

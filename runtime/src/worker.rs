@@ -3,16 +3,19 @@
 //!
 //! Standalone mode is a cluster of one worker with the embedded log; there is one code path.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use weir_broker::{FlushPolicy, Log, LogConfig, LogError};
-use weir_connector_sdk::{FieldError, Kind};
+use weir_connector_sdk::{FieldError, Kind, SourceOffset};
 
+use crate::config_provider;
+pub use crate::connector_store::TargetState;
+use crate::connector_store::ConnectorStore;
 use crate::host::{EngineError, TaskError, TaskSetup, WasmEngine};
 use crate::manifest::ConnectorDefinition;
 use crate::plugin::{Plugin, PluginError, PluginRegistry};
@@ -73,6 +76,15 @@ pub enum WorkerError {
     InvalidConfig { name: String, errors: Vec<FieldError> },
     #[error("connector {name}: {source}")]
     Task { name: String, source: TaskError },
+    /// The operation needs the connector in another state (e.g. offsets change only when
+    /// STOPPED).
+    #[error("{message}")]
+    WrongState { name: String, message: String },
+    #[error("connector {name} has no task {task}")]
+    TaskNotFound { name: String, task: u32 },
+    /// A request the worker cannot act on (bad offsets, ...).
+    #[error("{message}")]
+    BadRequest { message: String },
 }
 
 fn format_field_errors(errors: &[FieldError]) -> String {
@@ -89,6 +101,12 @@ pub struct ConnectorSnapshot {
     pub name: String,
     pub class: String,
     pub kind: Kind,
+    /// The connector's own state: RUNNING, PAUSED, STOPPED or FAILED.
+    pub state: State,
+    pub target: TargetState,
+    /// Why the connector FAILED (its tasks could not be planned or a reference not resolved).
+    pub trace: Option<String>,
+    pub worker_id: String,
     pub tasks: Vec<TaskSnapshot>,
 }
 
@@ -97,23 +115,73 @@ pub struct TaskSnapshot {
     pub status: TaskStatus,
     pub records: u64,
     pub bytes: u64,
-    /// Retries of retriable failures so far.
-    pub retries: u64,
+    pub batches: u64,
     /// Records that failed (tolerated or not).
     pub errors: u64,
+    /// Retries of retriable failures so far.
+    pub retries: u64,
+    /// Wall-clock ms of the last offset commit (0: none yet).
+    pub last_commit_ms: i64,
+}
+
+/// A connector's definition and what the REST API shows of it.
+#[derive(Debug, Clone)]
+pub struct ConnectorInfo {
+    /// As stored: config provider references unresolved.
+    pub definition: ConnectorDefinition,
+    pub kind: Kind,
+    pub target: TargetState,
+    /// Task ids and their task configs (JSON text as the plugin planned them, from the
+    /// unresolved config).
+    pub tasks: Vec<u32>,
+}
+
+/// One connector's offsets, in Kafka Connect's vocabulary.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConnectorOffsets {
+    /// Source partitions and positions (JSON by convention; bytes that are not JSON are shown
+    /// as a string).
+    Source(Vec<(serde_json::Value, serde_json::Value)>),
+    /// The sink's consumer group offsets: (topic, partition, next offset).
+    Sink(Vec<(String, u32, i64)>),
+}
+
+/// What a task loop takes from its connector's definition.
+struct TaskPolicy {
+    default_partitions: u32,
+    retry: RetryPolicy,
+    errors: ErrorHandling,
 }
 
 struct TaskSlot {
     status: Arc<Mutex<TaskStatus>>,
     metrics: Arc<TaskMetrics>,
     cancel: CancellationToken,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl TaskSlot {
+    fn state(&self) -> State {
+        self.status.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).state
+    }
+
+    fn set_state(&self, state: State, trace: Option<String>) {
+        let mut status = self.status.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        status.state = state;
+        status.trace = trace;
+    }
 }
 
 struct RunningConnector {
     definition: ConnectorDefinition,
     kind: Kind,
+    target: TargetState,
+    state: State,
+    trace: Option<String>,
+    /// Empty when STOPPED (as in Kafka Connect, a stopped connector has no tasks).
     tasks: Vec<TaskSlot>,
-    tracker: TaskTracker,
+    /// The task configs the tasks were started with (resolved), by task id.
+    task_configs: Vec<String>,
 }
 
 /// A worker. Cheap to clone; all clones are the same worker.
@@ -128,7 +196,11 @@ struct Inner {
     registry: PluginRegistry,
     offsets: Arc<OffsetStore>,
     state: Arc<StateStore>,
+    store: Arc<ConnectorStore>,
     connectors: Mutex<BTreeMap<String, RunningConnector>>,
+    /// Serializes changes (create, update, pause, delete, ...) so that each sees the last one
+    /// finished; reads never wait for it.
+    changes: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -138,7 +210,8 @@ impl std::fmt::Debug for Worker {
 }
 
 impl Worker {
-    /// Open the log in the data directory and load the plugins.
+    /// Open the log in the data directory and load the plugins. Stored connectors are not
+    /// started until [`Worker::restore`].
     ///
     /// # Errors
     /// When the log cannot be opened or a built-in plugin fails to load.
@@ -159,6 +232,7 @@ impl Worker {
         let log = Log::open(config.data_dir.join("log"), LogConfig { flush: config.flush.clone(), ..LogConfig::default() })?;
         let offsets = Arc::new(OffsetStore::open(log.clone())?);
         let state = Arc::new(StateStore::open(log.clone())?);
+        let store = Arc::new(ConnectorStore::open(log.clone())?);
         let engine = WasmEngine::new()?;
         let cache_dir = config.data_dir.join("cache");
         let (mut registry, rejected) =
@@ -168,7 +242,16 @@ impl Worker {
         }
         customize(&mut registry, &engine, state.clone())?;
         Ok(Self {
-            inner: Arc::new(Inner { config, log, registry, offsets, state, connectors: Mutex::new(BTreeMap::new()) }),
+            inner: Arc::new(Inner {
+                config,
+                log,
+                registry,
+                offsets,
+                state,
+                store,
+                connectors: Mutex::new(BTreeMap::new()),
+                changes: tokio::sync::Mutex::new(()),
+            }),
         })
     }
 
@@ -192,8 +275,21 @@ impl Worker {
         self.inner.connectors.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Check a definition: the plugin exists, the config satisfies its JSON Schema and the
-    /// connector's own `validate`. Errors name the field (`connector.class`, `config.<key>`).
+    /// Bring back every connector stored in `weir-configs`, each in its target state. A stored
+    /// connector that no longer validates (e.g. its plugin is gone) is listed as FAILED.
+    pub async fn restore(&self) {
+        let _changes = self.inner.changes.lock().await;
+        for (definition, target) in self.inner.store.connectors() {
+            let name = definition.name.clone();
+            if let Err(error) = self.install(definition, target).await {
+                tracing::error!(connector = %name, %error, "stored connector cannot start");
+            }
+        }
+    }
+
+    /// Check a definition: the plugin exists, the config (references resolved) satisfies its
+    /// JSON Schema and the connector's own `validate`. Errors name the field
+    /// (`connector.class`, `config.<key>`) and never quote a resolved secret.
     ///
     /// # Errors
     /// Every problem found, each naming its field.
@@ -205,49 +301,139 @@ impl Worker {
                 message: format!("unknown plugin `{}` (known: {})", definition.class, known.join(", ")),
             }]);
         };
-        let config = serde_json::Value::Object(definition.config.clone());
-        let mut errors: Vec<FieldError> = plugin
-            .schema_errors(&config)
-            .into_iter()
-            .map(|error| FieldError { field: config_field(&error.field), message: error.message })
-            .collect();
+        let mut errors = Vec::new();
+        let mut resolved = serde_json::Map::new();
+        let mut secrets = Vec::new();
+        for (key, value) in &definition.config {
+            let single: serde_json::Map<String, serde_json::Value> = [(key.clone(), value.clone())].into_iter().collect();
+            match config_provider::resolve(&single) {
+                Ok((mut one, found)) => {
+                    secrets.extend(found);
+                    resolved.extend(std::mem::take(&mut one));
+                }
+                Err(error) => errors.push(FieldError { field: config_field(key), message: error.to_string() }),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let config = serde_json::Value::Object(resolved);
+        errors.extend(plugin.schema_errors(&config).into_iter().map(|error| FieldError {
+            field: config_field(&error.field),
+            message: config_provider::scrub(&error.message, &secrets),
+        }));
         if plugin.spec().kind == Kind::Sink && definition.topics().is_empty() {
             errors.push(FieldError { field: "config.topics".into(), message: "a sink needs at least one topic".into() });
         }
         if errors.is_empty() {
             if let Err(found) = plugin.validate(&config.to_string()).await {
-                errors.extend(found.into_iter().map(|error| FieldError { field: config_field(&error.field), message: error.message }));
+                errors.extend(found.into_iter().map(|error| FieldError {
+                    field: config_field(&error.field),
+                    message: config_provider::scrub(&error.message, &secrets),
+                }));
             }
         }
         if errors.is_empty() { Ok(plugin) } else { Err(errors) }
     }
 
-    /// Validate and start a connector.
+    /// Validate and start a connector (RUNNING).
     ///
     /// # Errors
     /// When it exists already, is invalid, or its tasks cannot be planned.
     pub async fn create(&self, definition: ConnectorDefinition) -> Result<(), WorkerError> {
+        let _changes = self.inner.changes.lock().await;
         let name = definition.name.clone();
         if self.connectors().contains_key(&name) {
             return Err(WorkerError::AlreadyExists { name });
         }
-        let plugin = self
-            .validate(&definition)
-            .await
-            .map_err(|errors| WorkerError::InvalidConfig { name: name.clone(), errors })?;
-        let config = serde_json::Value::Object(definition.config.clone()).to_string();
-        let task_configs = plugin
-            .task_configs(&config, definition.tasks_max)
-            .await
-            .map_err(|source| WorkerError::Task { name: name.clone(), source })?;
-        let task_configs: Vec<String> = task_configs.into_iter().take(definition.tasks_max as usize).collect();
+        self.validate(&definition).await.map_err(|errors| WorkerError::InvalidConfig { name: name.clone(), errors })?;
+        self.inner.store.put(&definition, TargetState::Running)?;
+        self.install(definition, TargetState::Running).await
+    }
+
+    /// Create a connector or replace its definition (Kafka Connect's `PUT .../config`). A new
+    /// connector starts in `initial` (RUNNING when `None`); an existing one keeps its target
+    /// state, and its tasks restart with the new config (nothing happens if it is unchanged).
+    /// Returns whether the connector was created.
+    ///
+    /// # Errors
+    /// When the definition is invalid or cannot be stored.
+    pub async fn put(&self, definition: ConnectorDefinition, initial: Option<TargetState>) -> Result<bool, WorkerError> {
+        let _changes = self.inner.changes.lock().await;
+        let name = definition.name.clone();
+        self.validate(&definition).await.map_err(|errors| WorkerError::InvalidConfig { name: name.clone(), errors })?;
+        let existing = self.connectors().remove(&name);
+        let (created, target) = match existing {
+            Some(connector) if connector.definition == definition => {
+                self.connectors().insert(name, connector);
+                return Ok(false);
+            }
+            Some(connector) => {
+                let target = connector.target;
+                self.stop_slots(&name, connector.tasks, State::Unassigned).await;
+                (false, target)
+            }
+            None => (true, initial.unwrap_or(TargetState::Running)),
+        };
+        self.inner.store.put(&definition, target)?;
+        self.install(definition, target).await?;
+        Ok(created)
+    }
+
+    /// Start (or park) a connector in `target`. The caller holds `changes`.
+    async fn install(&self, definition: ConnectorDefinition, target: TargetState) -> Result<(), WorkerError> {
+        let name = definition.name.clone();
+        let Some(plugin) = self.inner.registry.get(&definition.class) else {
+            let trace = format!("unknown plugin `{}`", definition.class);
+            self.connectors().insert(
+                name.clone(),
+                RunningConnector {
+                    definition,
+                    kind: Kind::Source,
+                    target,
+                    state: State::Failed,
+                    trace: Some(trace.clone()),
+                    tasks: Vec::new(),
+                    task_configs: Vec::new(),
+                },
+            );
+            self.record_connector_status(&name);
+            return Err(WorkerError::BadRequest { message: trace });
+        };
         let kind = plugin.spec().kind;
-        let task_count = task_configs.len() as u32;
-        let tracker = TaskTracker::new();
-        let mut tasks = Vec::new();
-        for (index, task_config) in task_configs.into_iter().enumerate() {
-            let task_id = index as u32;
-            let slot = TaskSlot {
+        let mut connector = RunningConnector {
+            definition,
+            kind,
+            target,
+            state: State::Stopped,
+            trace: None,
+            tasks: Vec::new(),
+            task_configs: Vec::new(),
+        };
+        let result = if target == TargetState::Stopped { Ok(()) } else { self.plan_and_start(&plugin, &mut connector).await };
+        if let Err(error) = &result {
+            connector.state = State::Failed;
+            connector.trace = Some(error.to_string());
+        }
+        tracing::info!(connector = %name, plugin = %connector.definition.class, tasks = connector.tasks.len(), state = %connector.state, "connector installed");
+        self.connectors().insert(name.clone(), connector);
+        self.record_connector_status(&name);
+        self.record_topics(&name);
+        result
+    }
+
+    /// Resolve the config, plan the tasks and start them (RUNNING) or park them (PAUSED).
+    async fn plan_and_start(&self, plugin: &Arc<Plugin>, connector: &mut RunningConnector) -> Result<(), WorkerError> {
+        let name = connector.definition.name.clone();
+        let (resolved, secrets) = config_provider::resolve(&connector.definition.config)
+            .map_err(|error| WorkerError::BadRequest { message: error.to_string() })?;
+        let config = serde_json::Value::Object(resolved).to_string();
+        let task_configs = plugin.task_configs(&config, connector.definition.tasks_max).await.map_err(|source| {
+            WorkerError::BadRequest { message: config_provider::scrub(&format!("connector {name}: {source}"), &secrets) }
+        })?;
+        connector.task_configs = task_configs.into_iter().take(connector.definition.tasks_max as usize).collect();
+        connector.tasks = (0..connector.task_configs.len() as u32)
+            .map(|task_id| TaskSlot {
                 status: Arc::new(Mutex::new(TaskStatus {
                     id: task_id,
                     state: State::Unassigned,
@@ -256,25 +442,51 @@ impl Worker {
                 })),
                 metrics: Arc::new(TaskMetrics::default()),
                 cancel: CancellationToken::new(),
-            };
-            let setup = TaskSetup {
-                connector: Arc::from(name.as_str()),
-                task_id,
-                config: config.clone(),
-                task_config,
-                committed: self.inner.offsets.committed(&name),
-                grants: definition.grants.clone(),
-                limits: definition.limits,
-                state: self.inner.state.clone(),
-            };
-            let topics = (kind == Kind::Sink).then(|| definition.topics());
-            tracker.spawn(self.clone().run_task(plugin.clone(), setup, topics, task_count, &definition, &slot));
-            tasks.push(slot);
+                handle: None,
+            })
+            .collect();
+        if connector.target == TargetState::Paused {
+            connector.state = State::Paused;
+            for slot in &connector.tasks {
+                slot.set_state(State::Paused, None);
+            }
+        } else {
+            connector.state = State::Running;
+            for task_id in 0..connector.tasks.len() {
+                self.spawn_task(plugin, connector, task_id, &config);
+            }
         }
-        tracker.close();
-        tracing::info!(connector = %name, plugin = %definition.class, tasks = tasks.len(), "connector started");
-        self.connectors().insert(name, RunningConnector { definition, kind, tasks, tracker });
         Ok(())
+    }
+
+    /// Start task `index` of `connector` in its slot (fresh cancel token, same counters).
+    fn spawn_task(&self, plugin: &Arc<Plugin>, connector: &mut RunningConnector, index: usize, config: &str) {
+        let name = connector.definition.name.clone();
+        let task_count = connector.tasks.len() as u32;
+        let setup = TaskSetup {
+            connector: Arc::from(name.as_str()),
+            task_id: index as u32,
+            config: config.to_owned(),
+            task_config: connector.task_configs[index].clone(),
+            committed: self.inner.offsets.committed(&name),
+            grants: connector.definition.grants.clone(),
+            limits: connector.definition.limits,
+            state: self.inner.state.clone(),
+        };
+        let topics = (connector.kind == Kind::Sink).then(|| connector.definition.topics());
+        let policy = TaskPolicy {
+            default_partitions: connector.definition.default_partitions.unwrap_or(self.inner.config.default_partitions),
+            retry: RetryPolicy {
+                timeout: connector.definition.retry_timeout(),
+                max_delay: Duration::from_millis(connector.definition.retry_delay_max_ms),
+            },
+            errors: ErrorHandling::of(&connector.definition),
+        };
+        let slot = &mut connector.tasks[index];
+        slot.cancel = CancellationToken::new();
+        slot.set_state(State::Unassigned, None);
+        let future = self.clone().run_task(plugin.clone(), setup, topics, task_count, policy, slot);
+        slot.handle = Some(tokio::spawn(future));
     }
 
     fn run_task(
@@ -283,25 +495,24 @@ impl Worker {
         setup: TaskSetup,
         sink_topics: Option<Vec<String>>,
         task_count: u32,
-        definition: &ConnectorDefinition,
+        policy: TaskPolicy,
         slot: &TaskSlot,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let status = slot.status.clone();
         let metrics = slot.metrics.clone();
         let cancel = slot.cancel.clone();
-        let default_partitions = definition.default_partitions.unwrap_or(self.inner.config.default_partitions);
-        let retry = RetryPolicy {
-            timeout: definition.retry_timeout(),
-            max_delay: Duration::from_millis(definition.retry_delay_max_ms),
-        };
-        let errors = ErrorHandling::of(definition);
+        let TaskPolicy { default_partitions, retry, errors } = policy;
         async move {
             let connector = setup.connector.clone();
             let task_id = setup.task_id;
             let set_state = |state: State, trace: Option<String>| {
-                let mut status = status.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                status.state = state;
-                status.trace = trace;
+                let snapshot = {
+                    let mut status = status.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    status.state = state;
+                    status.trace = trace;
+                    status.clone()
+                };
+                self.record_task_status(&connector, &snapshot);
             };
             let result = match sink_topics {
                 None => match SourceHandle::open(&plugin, &setup).await {
@@ -335,7 +546,7 @@ impl Worker {
                             handle,
                             log: self.inner.log.clone(),
                             metrics,
-                            group: format!("connect-{connector}"),
+                            group: sink_group(&connector),
                             topics,
                             task_count,
                             settings: SinkSettings {
@@ -362,72 +573,492 @@ impl Worker {
         }
     }
 
+    fn record_task_status(&self, connector: &str, status: &TaskStatus) {
+        let json = serde_json::to_value(status).unwrap_or_default();
+        if let Err(error) = self.inner.store.put_status(connector, &format!("task-{}", status.id), &json) {
+            tracing::warn!(connector, task = status.id, %error, "cannot record the task status");
+        }
+    }
+
+    fn record_connector_status(&self, name: &str) {
+        let json = {
+            let connectors = self.connectors();
+            let Some(connector) = connectors.get(name) else { return };
+            serde_json::json!({
+                "state": connector.state,
+                "worker_id": self.inner.config.worker_id,
+                "trace": connector.trace,
+            })
+        };
+        if let Err(error) = self.inner.store.put_status(name, "connector", &json) {
+            tracing::warn!(connector = name, %error, "cannot record the connector status");
+        }
+    }
+
+    /// Add the connector's configured topics to its active topics (Kafka Connect tracks the
+    /// topics a connector used; weir knows them from the config).
+    fn record_topics(&self, name: &str) {
+        let configured = {
+            let connectors = self.connectors();
+            let Some(connector) = connectors.get(name) else { return };
+            configured_topics(&connector.definition)
+        };
+        let mut active = self.topics(name).unwrap_or_default();
+        let before = active.len();
+        active.extend(configured);
+        if active.len() != before {
+            let json = serde_json::json!(active);
+            if let Err(error) = self.inner.store.put_status(name, "topics", &json) {
+                tracing::warn!(connector = name, %error, "cannot record the active topics");
+            }
+        }
+    }
+
+    /// Cancel tasks and wait (bounded) for them to finish their batch, flush and close; then
+    /// mark them `state`.
+    async fn stop_slots(&self, name: &str, mut slots: Vec<TaskSlot>, state: State) -> Vec<TaskSlot> {
+        for slot in &slots {
+            slot.cancel.cancel();
+        }
+        let timeout = self.inner.config.shutdown_timeout;
+        for slot in &mut slots {
+            if let Some(handle) = slot.handle.take() {
+                if tokio::time::timeout(timeout, handle).await.is_err() {
+                    tracing::warn!(connector = name, timeout_ms = timeout.as_millis() as u64, "task did not stop in time");
+                }
+            }
+            if slot.state() != State::Failed || state != State::Unassigned {
+                slot.set_state(state, None);
+            }
+            let status = slot.status.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+            self.record_task_status(name, &status);
+        }
+        slots
+    }
+
     /// The status of every connector.
     pub fn snapshot(&self) -> Vec<ConnectorSnapshot> {
-        self.connectors()
-            .iter()
-            .map(|(name, connector)| ConnectorSnapshot {
-                name: name.clone(),
-                class: connector.definition.class.clone(),
-                kind: connector.kind,
-                tasks: connector
-                    .tasks
-                    .iter()
-                    .map(|slot| TaskSnapshot {
-                        status: slot.status.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone(),
-                        records: slot.metrics.records(),
-                        bytes: slot.metrics.bytes(),
-                        retries: slot.metrics.retries.load(std::sync::atomic::Ordering::Relaxed),
-                        errors: slot.metrics.errors.load(std::sync::atomic::Ordering::Relaxed),
-                    })
-                    .collect(),
-            })
-            .collect()
+        self.connectors().iter().map(|(name, connector)| self.snapshot_of(name, connector)).collect()
+    }
+
+    /// The status of one connector.
+    pub fn connector_snapshot(&self, name: &str) -> Option<ConnectorSnapshot> {
+        self.connectors().get(name).map(|connector| self.snapshot_of(name, connector))
+    }
+
+    fn snapshot_of(&self, name: &str, connector: &RunningConnector) -> ConnectorSnapshot {
+        ConnectorSnapshot {
+            name: name.to_owned(),
+            class: connector.definition.class.clone(),
+            kind: connector.kind,
+            state: connector.state,
+            target: connector.target,
+            trace: connector.trace.clone(),
+            worker_id: self.inner.config.worker_id.clone(),
+            tasks: connector
+                .tasks
+                .iter()
+                .map(|slot| TaskSnapshot {
+                    status: slot.status.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone(),
+                    records: slot.metrics.records(),
+                    bytes: slot.metrics.bytes(),
+                    batches: slot.metrics.batches.load(std::sync::atomic::Ordering::Relaxed),
+                    errors: slot.metrics.errors.load(std::sync::atomic::Ordering::Relaxed),
+                    last_commit_ms: slot.metrics.last_commit_ms.load(std::sync::atomic::Ordering::Relaxed),
+                    retries: slot.metrics.retries.load(std::sync::atomic::Ordering::Relaxed),
+                })
+                .collect(),
+        }
+    }
+
+    /// Connector names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.connectors().keys().cloned().collect()
+    }
+
+    /// A connector's definition (references unresolved), kind, target state and task ids.
+    pub fn info(&self, name: &str) -> Option<ConnectorInfo> {
+        self.connectors().get(name).map(|connector| ConnectorInfo {
+            definition: connector.definition.clone(),
+            kind: connector.kind,
+            target: connector.target,
+            tasks: (0..connector.tasks.len() as u32).collect(),
+        })
+    }
+
+    /// The task configs of a connector's tasks (resolved values are not kept: these are the
+    /// plugin's plan of the resolved config, so the REST layer shows the connector config
+    /// instead).
+    pub fn task_count(&self, name: &str) -> Option<usize> {
+        self.connectors().get(name).map(|connector| connector.tasks.len())
     }
 
     /// Stop a connector's tasks (each finishes its batch, flushes, commits and closes) and
-    /// forget it.
+    /// forget it: its config, target state and statuses are deleted; its offsets are kept.
     ///
     /// # Errors
-    /// When no such connector runs.
+    /// When no such connector exists.
     pub async fn stop(&self, name: &str) -> Result<(), WorkerError> {
+        self.delete(name).await
+    }
+
+    /// As [`Worker::stop`] (Kafka Connect's `DELETE /connectors/{name}`).
+    ///
+    /// # Errors
+    /// When no such connector exists, or the deletion cannot be stored.
+    pub async fn delete(&self, name: &str) -> Result<(), WorkerError> {
+        let _changes = self.inner.changes.lock().await;
         let connector =
             self.connectors().remove(name).ok_or_else(|| WorkerError::NotFound { name: name.to_owned() })?;
-        Self::stop_connector(name, connector, self.inner.config.shutdown_timeout).await;
+        self.stop_slots(name, connector.tasks, State::Unassigned).await;
+        self.inner.store.remove(name)?;
+        tracing::info!(connector = name, "connector deleted");
         Ok(())
     }
 
-    async fn stop_connector(name: &str, connector: RunningConnector, timeout: Duration) {
-        for slot in &connector.tasks {
-            slot.cancel.cancel();
+    /// Change a connector's target state: RUNNING (resume), PAUSED (its tasks stop and wait)
+    /// or STOPPED (its tasks are shut down; offsets may then be changed). A resumed connector's
+    /// tasks start from the committed offsets.
+    ///
+    /// # Errors
+    /// When no such connector exists, or the change cannot be stored.
+    pub async fn set_target(&self, name: &str, target: TargetState) -> Result<(), WorkerError> {
+        let _changes = self.inner.changes.lock().await;
+        let mut connector =
+            self.connectors().remove(name).ok_or_else(|| WorkerError::NotFound { name: name.to_owned() })?;
+        if let Err(error) = self.inner.store.put_target(name, target) {
+            self.connectors().insert(name.to_owned(), connector);
+            return Err(error.into());
         }
-        if tokio::time::timeout(timeout, connector.tracker.wait()).await.is_err() {
-            tracing::warn!(connector = name, timeout_ms = timeout.as_millis() as u64, "tasks did not stop in time");
-        }
+        let slots = std::mem::take(&mut connector.tasks);
+        let parked = match target {
+            TargetState::Running => State::Unassigned,
+            TargetState::Paused => State::Paused,
+            TargetState::Stopped => State::Stopped,
+        };
+        self.stop_slots(name, slots, parked).await;
+        tracing::info!(connector = name, target = target.as_str(), "connector target state changed");
+        let definition = connector.definition.clone();
+        self.install(definition, target).await
     }
 
-    /// Stop every connector's tasks (they stay listed, with their final counts), then flush
-    /// the log.
-    pub async fn shutdown(&self) {
-        let trackers: Vec<(String, TaskTracker)> = {
+    /// Restart a connector (Kafka Connect's `POST .../restart`): with `include_tasks`, its
+    /// tasks (only the FAILED ones with `only_failed`) are stopped and started again.
+    ///
+    /// # Errors
+    /// When no such connector exists.
+    pub async fn restart(&self, name: &str, include_tasks: bool, only_failed: bool) -> Result<(), WorkerError> {
+        let _changes = self.inner.changes.lock().await;
+        let (state, target) = {
             let connectors = self.connectors();
+            let connector = connectors.get(name).ok_or_else(|| WorkerError::NotFound { name: name.to_owned() })?;
+            (connector.state, connector.target)
+        };
+        if target == TargetState::Stopped {
+            return Ok(());
+        }
+        // The connector itself has no instance of its own here: restarting it means planning
+        // its tasks again, which only changes something when it FAILED.
+        if state == State::Failed {
+            let mut connector =
+                self.connectors().remove(name).ok_or_else(|| WorkerError::NotFound { name: name.to_owned() })?;
+            let slots = std::mem::take(&mut connector.tasks);
+            self.stop_slots(name, slots, State::Restarting).await;
+            return self.install(connector.definition, target).await;
+        }
+        if include_tasks {
+            let chosen: Vec<u32> = {
+                let connectors = self.connectors();
+                let connector = connectors.get(name).ok_or_else(|| WorkerError::NotFound { name: name.to_owned() })?;
+                connector
+                    .tasks
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, slot)| !only_failed || slot.state() == State::Failed)
+                    .map(|(index, _)| index as u32)
+                    .collect()
+            };
+            for task in chosen {
+                self.restart_task_locked(name, task).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Restart one task (Kafka Connect's `POST .../tasks/{id}/restart`).
+    ///
+    /// # Errors
+    /// When the connector or the task does not exist.
+    pub async fn restart_task(&self, name: &str, task: u32) -> Result<(), WorkerError> {
+        let _changes = self.inner.changes.lock().await;
+        self.restart_task_locked(name, task).await
+    }
+
+    async fn restart_task_locked(&self, name: &str, task: u32) -> Result<(), WorkerError> {
+        let (plugin, slot) = {
+            let mut connectors = self.connectors();
+            let connector = connectors.get_mut(name).ok_or_else(|| WorkerError::NotFound { name: name.to_owned() })?;
+            let index = task as usize;
+            if index >= connector.tasks.len() {
+                return Err(WorkerError::TaskNotFound { name: name.to_owned(), task });
+            }
+            if connector.target != TargetState::Running {
+                return Ok(());
+            }
+            let plugin = self.inner.registry.get(&connector.definition.class);
+            let slot = TaskSlot {
+                status: connector.tasks[index].status.clone(),
+                metrics: connector.tasks[index].metrics.clone(),
+                cancel: connector.tasks[index].cancel.clone(),
+                handle: connector.tasks[index].handle.take(),
+            };
+            (plugin, slot)
+        };
+        self.stop_slots(name, vec![slot], State::Restarting).await;
+        let Some(plugin) = plugin else { return Ok(()) };
+        let (resolved, _) = match connector_config(self, name).map(|config| config_provider::resolve(&config)) {
+            Some(Ok(resolved)) => resolved,
+            Some(Err(error)) => return Err(WorkerError::BadRequest { message: error.to_string() }),
+            None => return Err(WorkerError::NotFound { name: name.to_owned() }),
+        };
+        let config = serde_json::Value::Object(resolved).to_string();
+        let mut connectors = self.connectors();
+        if let Some(connector) = connectors.get_mut(name) {
+            self.spawn_task(&plugin, connector, task as usize, &config);
+        }
+        Ok(())
+    }
+
+    /// A connector's committed offsets.
+    ///
+    /// # Errors
+    /// When no such connector exists.
+    pub fn connector_offsets(&self, name: &str) -> Result<ConnectorOffsets, WorkerError> {
+        let kind = self.connectors().get(name).map(|connector| connector.kind).ok_or_else(|| WorkerError::NotFound { name: name.to_owned() })?;
+        Ok(match kind {
+            Kind::Source => ConnectorOffsets::Source(
+                self.inner
+                    .offsets
+                    .committed(name)
+                    .into_iter()
+                    .map(|offset| (json_or_text(&offset.partition), json_or_text(&offset.position)))
+                    .collect(),
+            ),
+            Kind::Sink => ConnectorOffsets::Sink(self.inner.log.group_offsets(&sink_group(name))),
+        })
+    }
+
+    fn require_stopped(&self, name: &str) -> Result<Kind, WorkerError> {
+        let connectors = self.connectors();
+        let connector = connectors.get(name).ok_or_else(|| WorkerError::NotFound { name: name.to_owned() })?;
+        if connector.target != TargetState::Stopped {
+            return Err(WorkerError::WrongState {
+                name: name.to_owned(),
+                message: format!(
+                    "Connectors must be in the STOPPED state before their offsets can be modified. This can be done for the specified connector by issuing a 'PUT' request to the '/connectors/{name}/stop' endpoint"
+                ),
+            });
+        }
+        Ok(connector.kind)
+    }
+
+    /// Alter a STOPPED connector's offsets. For a source, `(partition, Some(position))` sets a
+    /// position and `(partition, None)` removes it; for a sink the kind must match (see
+    /// [`ConnectorOffsets::Sink`], an offset of -1 removes).
+    ///
+    /// # Errors
+    /// When the connector does not exist, is not STOPPED, or the offsets do not fit its kind.
+    pub async fn alter_offsets(&self, name: &str, offsets: ConnectorOffsets) -> Result<(), WorkerError> {
+        let _changes = self.inner.changes.lock().await;
+        let kind = self.require_stopped(name)?;
+        match (kind, offsets) {
+            (Kind::Source, ConnectorOffsets::Source(changes)) => {
+                let current = self.inner.offsets.committed(name);
+                let mut kept: Vec<SourceOffset> = current.clone();
+                for (partition, position) in changes {
+                    // Keep the connector's own bytes for a partition it already wrote, so that
+                    // its next commit replaces this entry instead of adding one.
+                    let key = current
+                        .iter()
+                        .find(|offset| json_or_text(&offset.partition) == partition)
+                        .map(|offset| offset.partition.clone())
+                        .unwrap_or_else(|| json_bytes(&partition));
+                    kept.retain(|offset| offset.partition != key);
+                    if !position.is_null() {
+                        kept.push(SourceOffset { partition: key, position: json_bytes(&position) });
+                    }
+                }
+                self.inner.offsets.reset(name)?;
+                self.inner.offsets.commit(name, &kept)?;
+            }
+            (Kind::Sink, ConnectorOffsets::Sink(changes)) => {
+                let group = sink_group(name);
+                let remove: Vec<&(String, u32, i64)> = changes.iter().filter(|(_, _, offset)| *offset < 0).collect();
+                if !remove.is_empty() {
+                    let kept: Vec<(String, u32, i64)> = self
+                        .inner
+                        .log
+                        .group_offsets(&group)
+                        .into_iter()
+                        .filter(|(topic, partition, _)| !remove.iter().any(|(t, p, _)| t == topic && p == partition))
+                        .collect();
+                    self.inner.log.delete_group_offsets(&group)?;
+                    let kept: Vec<(&str, u32, i64)> = kept.iter().map(|(topic, partition, offset)| (topic.as_str(), *partition, *offset)).collect();
+                    if !kept.is_empty() {
+                        self.inner.log.commit_offsets(&group, &kept)?;
+                    }
+                }
+                let set: Vec<(&str, u32, i64)> = changes
+                    .iter()
+                    .filter(|(_, _, offset)| *offset >= 0)
+                    .map(|(topic, partition, offset)| (topic.as_str(), *partition, *offset))
+                    .collect();
+                if !set.is_empty() {
+                    self.inner.log.commit_offsets(&group, &set)?;
+                }
+            }
+            (Kind::Source, ConnectorOffsets::Sink(_)) => {
+                return Err(WorkerError::BadRequest { message: format!("connector {name} is a source: its offsets are {{\"partition\": {{...}}, \"offset\": {{...}}}} objects") });
+            }
+            (Kind::Sink, ConnectorOffsets::Source(_)) => {
+                return Err(WorkerError::BadRequest { message: format!("connector {name} is a sink: its partitions are {{\"kafka_topic\": ..., \"kafka_partition\": ...}} and its offsets {{\"kafka_offset\": ...}}") });
+            }
+        }
+        tracing::info!(connector = name, "offsets altered");
+        Ok(())
+    }
+
+    /// Remove every offset of a STOPPED connector.
+    ///
+    /// # Errors
+    /// When the connector does not exist or is not STOPPED.
+    pub async fn reset_offsets(&self, name: &str) -> Result<(), WorkerError> {
+        let _changes = self.inner.changes.lock().await;
+        match self.require_stopped(name)? {
+            Kind::Source => self.inner.offsets.reset(name)?,
+            Kind::Sink => self.inner.log.delete_group_offsets(&sink_group(name))?,
+        }
+        tracing::info!(connector = name, "offsets reset");
+        Ok(())
+    }
+
+    /// The topics a connector has used (Kafka Connect's active topics).
+    ///
+    /// # Errors
+    /// When no such connector exists.
+    pub fn topics(&self, name: &str) -> Result<BTreeSet<String>, WorkerError> {
+        if !self.connectors().contains_key(name) {
+            return Err(WorkerError::NotFound { name: name.to_owned() });
+        }
+        Ok(self
+            .inner
+            .store
+            .status(name, "topics")
+            .and_then(|value| serde_json::from_value(value).ok())
+            .unwrap_or_default())
+    }
+
+    /// Forget a connector's active topics.
+    ///
+    /// # Errors
+    /// When no such connector exists or the change cannot be stored.
+    pub fn reset_topics(&self, name: &str) -> Result<(), WorkerError> {
+        self.topics(name)?;
+        self.inner.store.put_status(name, "topics", &serde_json::json!([]))?;
+        Ok(())
+    }
+
+    /// The consumer lag of a sink connector per (topic, partition): end offset − committed.
+    pub fn sink_lag(&self, name: &str) -> Vec<(String, u32, i64)> {
+        let Some(definition) = self.connectors().get(name).filter(|connector| connector.kind == Kind::Sink).map(|connector| connector.definition.clone()) else {
+            return Vec::new();
+        };
+        let group = sink_group(name);
+        let mut lag = Vec::new();
+        for topic in definition.topics() {
+            for partition in 0u32.. {
+                let Ok(end) = self.inner.log.end_offset(&topic, partition) else { break };
+                let committed = self.inner.log.committed_offset(&group, &topic, partition).unwrap_or(0);
+                lag.push((topic.clone(), partition, (end - committed).max(0)));
+            }
+        }
+        lag
+    }
+
+    /// Stop every connector's tasks (they stay listed, with their final counts, and their
+    /// target states stay stored), then flush the log.
+    pub async fn shutdown(&self) {
+        let _changes = self.inner.changes.lock().await;
+        let stops: Vec<(String, Vec<TaskSlot>)> = {
+            let mut connectors = self.connectors();
             for connector in connectors.values() {
                 for slot in &connector.tasks {
                     slot.cancel.cancel();
                 }
             }
-            connectors.iter().map(|(name, connector)| (name.clone(), connector.tracker.clone())).collect()
+            connectors
+                .iter_mut()
+                .map(|(name, connector)| {
+                    let handles = connector
+                        .tasks
+                        .iter_mut()
+                        .map(|slot| TaskSlot {
+                            status: slot.status.clone(),
+                            metrics: slot.metrics.clone(),
+                            cancel: slot.cancel.clone(),
+                            handle: slot.handle.take(),
+                        })
+                        .collect();
+                    (name.clone(), handles)
+                })
+                .collect()
         };
         let timeout = self.inner.config.shutdown_timeout;
-        let stops = trackers.into_iter().map(|(name, tracker)| async move {
-            if tokio::time::timeout(timeout, tracker.wait()).await.is_err() {
-                tracing::warn!(connector = %name, timeout_ms = timeout.as_millis() as u64, "tasks did not stop in time");
+        let stops = stops.into_iter().map(|(name, slots)| async move {
+            for slot in slots {
+                if let Some(handle) = slot.handle {
+                    if tokio::time::timeout(timeout, handle).await.is_err() {
+                        tracing::warn!(connector = %name, timeout_ms = timeout.as_millis() as u64, "tasks did not stop in time");
+                    }
+                }
             }
         });
         futures::future::join_all(stops).await;
         if let Err(error) = self.inner.log.flush() {
             tracing::error!(%error, "final log flush failed");
         }
+    }
+}
+
+fn connector_config(worker: &Worker, name: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    worker.connectors().get(name).map(|connector| connector.definition.config.clone())
+}
+
+/// The consumer group of a sink connector (Kafka Connect's naming).
+pub fn sink_group(connector: &str) -> String {
+    format!("connect-{connector}")
+}
+
+/// The topics a definition names: a sink's `topics`, a source's `topic` / `topics`.
+fn configured_topics(definition: &ConnectorDefinition) -> Vec<String> {
+    let mut topics = definition.topics();
+    if let Some(serde_json::Value::String(topic)) = definition.config.get("topic") {
+        if !topic.contains("${") {
+            topics.push(topic.clone());
+        }
+    }
+    topics.retain(|topic| !topic.contains("${"));
+    topics
+}
+
+fn json_or_text(bytes: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(bytes).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+fn json_bytes(value: &serde_json::Value) -> Vec<u8> {
+    match value {
+        serde_json::Value::String(text) if serde_json::from_str::<serde_json::Value>(text).is_err() => text.clone().into_bytes(),
+        other => serde_json::to_vec(other).unwrap_or_default(),
     }
 }
 

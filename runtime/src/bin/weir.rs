@@ -5,13 +5,22 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use weir_broker::FlushPolicy;
 use weir_runtime::bench::{self, BenchOptions};
 use weir_runtime::manifest::line_of_key_in;
+use weir_runtime::rest::{ApiState, LogLevels};
 use weir_runtime::{ManifestError, ManifestFile, Worker, WorkerConfig};
+
+#[path = "weir/cli.rs"]
+mod cli;
 
 #[derive(Debug, Parser)]
 #[command(name = "weir", version, about = "A connector runtime: sandboxed WebAssembly connectors around an embedded event log")]
@@ -38,7 +47,13 @@ enum Command {
         /// Seconds between progress lines (0: none).
         #[arg(long, default_value_t = 5)]
         progress_interval: u64,
+        /// Where the REST API listens (Kafka Connect's port by default; loopback only unless
+        /// set otherwise).
+        #[arg(long, env = "WEIR_REST_LISTEN", default_value = "127.0.0.1:8083")]
+        rest_listen: SocketAddr,
     },
+    /// Manage the connectors of a running worker through its REST API.
+    Connectors(cli::ConnectorsArgs),
     /// Check manifests against the plugins' schemas without running anything.
     Validate {
         manifests: Vec<PathBuf>,
@@ -87,11 +102,21 @@ fn parse_flush(text: &str) -> Result<FlushPolicy, String> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    // The filter sits behind a reload handle so that `/admin/loggers` can change it live.
+    let initial = std::env::var("WEIR_LOG").ok().filter(|text| EnvFilter::try_new(text).is_ok()).unwrap_or_else(|| "info".into());
+    let (filter, reload) = tracing_subscriber::reload::Layer::new(EnvFilter::new(&initial));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+        )
         .init();
+    let log_levels = Arc::new(LogLevels::new(&initial, move |text| {
+        let filter = EnvFilter::try_new(text).map_err(|error| error.to_string())?;
+        reload.reload(filter).map_err(|error| error.to_string())
+    }));
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -100,7 +125,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, log_levels)) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -109,14 +134,15 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+async fn run(cli: Cli, log_levels: Arc<LogLevels>) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run { manifests, data_dir, plugin_dir, flush, progress_interval } => {
+        Command::Run { manifests, data_dir, plugin_dir, flush, progress_interval, rest_listen } => {
             let mut config = WorkerConfig::new(data_dir);
             config.plugin_dir = plugin_dir;
             config.flush = flush;
-            run_worker(config, &manifests, progress_interval).await
+            run_worker(config, &manifests, progress_interval, rest_listen, log_levels).await
         }
+        Command::Connectors(args) => cli::run(args).await,
         Command::Validate { manifests, plugin_dir } => {
             let scratch = tempfile_dir()?;
             let mut config = WorkerConfig::new(scratch.join("data"));
@@ -211,7 +237,13 @@ async fn validate_all(worker: &Worker, files: &[ManifestFile]) -> Result<(), Exi
     if failed { Err(ExitCode::from(2)) } else { Ok(()) }
 }
 
-async fn run_worker(config: WorkerConfig, manifests: &[PathBuf], progress_interval: u64) -> anyhow::Result<ExitCode> {
+async fn run_worker(
+    config: WorkerConfig,
+    manifests: &[PathBuf],
+    progress_interval: u64,
+    rest_listen: SocketAddr,
+    log_levels: Arc<LogLevels>,
+) -> anyhow::Result<ExitCode> {
     let files = match load_manifests(manifests) {
         Ok(files) => files,
         Err(code) => return Ok(code),
@@ -222,15 +254,34 @@ async fn run_worker(config: WorkerConfig, manifests: &[PathBuf], progress_interv
         worker.shutdown().await;
         return Ok(code);
     }
+    // Connectors stored by an earlier run come back in their target state; then the manifests
+    // are applied through the same model as `PUT /connectors/{name}/config` (create, or update
+    // keeping the target state).
+    worker.restore().await;
     for file in &files {
         for definition in &file.definitions {
             worker
-                .create(definition.clone())
+                .put(definition.clone(), None)
                 .await
                 .with_context(|| format!("while starting connector {} from {}", definition.name, file.path.display()))?;
         }
     }
-    println!("weir: running {} connector(s); data in {}; Ctrl-C to stop", worker.snapshot().len(), data_dir.display());
+    let stop_rest = tokio_util::sync::CancellationToken::new();
+    let state = ApiState { worker: worker.clone(), log_levels: Some(log_levels) };
+    let rest_stopped = stop_rest.clone();
+    let (bound, server) = match weir_runtime::rest::serve(rest_listen, state, async move { rest_stopped.cancelled().await }).await {
+        Ok(serving) => serving,
+        Err(error) => {
+            worker.shutdown().await;
+            return Err(error).with_context(|| format!("while binding the REST API to {rest_listen}"));
+        }
+    };
+    tracing::info!(address = %bound, "REST API listening");
+    println!(
+        "weir: running {} connector(s); REST API on http://{bound}; data in {}; Ctrl-C to stop",
+        worker.snapshot().len(),
+        data_dir.display()
+    );
     let started = Instant::now();
     let mut previous: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     let interval = Duration::from_secs(progress_interval.max(1));
@@ -246,6 +297,8 @@ async fn run_worker(config: WorkerConfig, manifests: &[PathBuf], progress_interv
         }
     }
     println!("weir: stopping (finishing batches, flushing, committing)");
+    stop_rest.cancel();
+    let _ = server.await;
     worker.shutdown().await;
     println!("{}", progress_line(&worker, started.elapsed(), interval, &mut previous));
     println!("weir: stopped");

@@ -49,6 +49,11 @@ impl WasmEngine {
         config.wasm_component_model(true);
         config.epoch_interruption(true);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        // `WEIR_PROFILE=perfmap` writes /tmp/perf-<pid>.map so `perf` names JIT-compiled guest
+        // functions.
+        if std::env::var("WEIR_PROFILE").is_ok_and(|value| value == "perfmap") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(|source| EngineError { source })?;
         let stop = Arc::new(AtomicBool::new(false));
         // The ticker must be an OS thread: as a tokio task it can be starved by the very guest

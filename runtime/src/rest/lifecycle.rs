@@ -1,0 +1,71 @@
+//! Pause, resume, stop and restart.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::connectors::status_json;
+use super::error::ApiError;
+use super::router::ApiState;
+use crate::connector_store::TargetState;
+
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub(super) struct RestartParams {
+    /// Restart the tasks too.
+    #[serde(default)]
+    #[param(rename = "includeTasks")]
+    include_tasks: bool,
+    /// Only what FAILED.
+    #[serde(default)]
+    #[param(rename = "onlyFailed")]
+    only_failed: bool,
+}
+
+/// Restart a connector; with `includeTasks=true` its tasks too (only FAILED ones with
+/// `onlyFailed=true`). 204 for the connector alone, else 202 with the status.
+#[utoipa::path(post, path = "/connectors/{name}/restart", tag = "lifecycle", params(("name" = String, Path), RestartParams), responses((status = 204, description = "Connector restarted"), (status = 202, description = "Restarting, with the status", body = serde_json::Value), (status = 404, description = "Unknown connector", body = serde_json::Value)))]
+pub(super) async fn restart(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+    params: Result<Query<RestartParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+    state.worker.restart(&name, params.include_tasks, params.only_failed).await?;
+    if !params.include_tasks && !params.only_failed {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let snapshot = state.worker.connector_snapshot(&name).ok_or_else(|| ApiError::unknown_connector(&name))?;
+    Ok((StatusCode::ACCEPTED, Json(status_json(&snapshot))).into_response())
+}
+
+/// Restart one task.
+#[utoipa::path(post, path = "/connectors/{name}/tasks/{task}/restart", tag = "lifecycle", params(("name" = String, Path), ("task" = u32, Path)), responses((status = 204, description = "Restarted"), (status = 404, description = "Unknown connector or task", body = serde_json::Value)))]
+pub(super) async fn restart_task(State(state): State<ApiState>, Path((name, task)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+    let task: u32 = task.parse().map_err(|_| ApiError::not_found(format!("Task {task} of connector {name} not found")))?;
+    state.worker.restart_task(&name, task).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Pause: the tasks stop taking records and wait (state PAUSED).
+#[utoipa::path(put, path = "/connectors/{name}/pause", tag = "lifecycle", params(("name" = String, Path)), responses((status = 202, description = "Pausing"), (status = 404, description = "Unknown connector", body = serde_json::Value)))]
+pub(super) async fn pause(State(state): State<ApiState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    state.worker.set_target(&name, TargetState::Paused).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Resume a PAUSED or STOPPED connector from its committed offsets.
+#[utoipa::path(put, path = "/connectors/{name}/resume", tag = "lifecycle", params(("name" = String, Path)), responses((status = 202, description = "Resuming"), (status = 404, description = "Unknown connector", body = serde_json::Value)))]
+pub(super) async fn resume(State(state): State<ApiState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    state.worker.set_target(&name, TargetState::Running).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Stop: the tasks shut down (state STOPPED); offsets may then be altered or reset.
+#[utoipa::path(put, path = "/connectors/{name}/stop", tag = "lifecycle", params(("name" = String, Path)), responses((status = 204, description = "Stopped"), (status = 404, description = "Unknown connector", body = serde_json::Value)))]
+pub(super) async fn stop(State(state): State<ApiState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+    state.worker.set_target(&name, TargetState::Stopped).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
