@@ -298,6 +298,7 @@ impl Worker {
             let single: serde_json::Map<String, serde_json::Value> = [(key.clone(), value.clone())].into_iter().collect();
             match config_provider::resolve(&single) {
                 Ok((mut one, found)) => {
+                    config_provider::remember(&found);
                     secrets.extend(found);
                     resolved.extend(std::mem::take(&mut one));
                 }
@@ -417,6 +418,7 @@ impl Worker {
         let name = connector.definition.name.clone();
         let (resolved, secrets) = config_provider::resolve(&connector.definition.config)
             .map_err(|error| WorkerError::BadRequest { message: error.to_string() })?;
+        config_provider::remember(&secrets);
         let config = serde_json::Value::Object(resolved).to_string();
         let task_configs = plugin.task_configs(&config, connector.definition.tasks_max).await.map_err(|source| {
             WorkerError::BadRequest { message: config_provider::scrub(&format!("connector {name}: {source}"), &secrets) }
@@ -791,7 +793,10 @@ impl Worker {
         self.stop_slots(name, vec![slot], State::Restarting).await;
         let Some(plugin) = plugin else { return Ok(()) };
         let (resolved, _) = match connector_config(self, name).map(|config| config_provider::resolve(&config)) {
-            Some(Ok(resolved)) => resolved,
+            Some(Ok((resolved, secrets))) => {
+                config_provider::remember(&secrets);
+                (resolved, ())
+            }
             Some(Err(error)) => return Err(WorkerError::BadRequest { message: error.to_string() }),
             None => return Err(WorkerError::NotFound { name: name.to_owned() }),
         };

@@ -5,4 +5,5 @@ mod containment;
 mod manifests;
 mod pipeline;
 mod plugins;
+mod rest;
 mod support;
