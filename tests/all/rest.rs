@@ -534,3 +534,31 @@ fn cli_manages_connectors_through_the_rest_api() {
     let (status, _, _) = weir.terminate(Duration::from_secs(60));
     assert!(status.success());
 }
+
+/// The router runs without binding a port (`oneshot`), over a real worker.
+#[tokio::test]
+async fn router_answers_in_process_without_a_port() {
+    use tower::ServiceExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = weir_runtime::Worker::start(weir_runtime::WorkerConfig::new(dir.path().join("data"))).await.expect("worker");
+    let router = weir_runtime::rest::router(weir_runtime::rest::ApiState { worker: worker.clone(), log_levels: None });
+    let request = |method: &str, uri: &str, body: &str| {
+        axum::http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_owned()))
+            .expect("request")
+    };
+    let body = json!({ "name": "g", "config": datagen("orders", json!({})), "initial_state": "STOPPED" }).to_string();
+    let response = router.clone().oneshot(request("POST", "/connectors", &body)).await.expect("answer");
+    assert_eq!(response.status(), 201);
+    let response = router.clone().oneshot(request("GET", "/connectors/g/status/", "")).await.expect("answer");
+    assert_eq!(response.status(), 200);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+    let status: Value = serde_json::from_slice(&bytes).expect("json");
+    assert_eq!(status["connector"]["state"], "STOPPED");
+    let response = router.clone().oneshot(request("GET", "/admin/loggers", "")).await.expect("answer");
+    assert_eq!(response.status(), 404, "no log control in this state");
+    worker.shutdown().await;
+}
