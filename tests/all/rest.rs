@@ -562,3 +562,90 @@ async fn router_answers_in_process_without_a_port() {
     assert_eq!(response.status(), 404, "no log control in this state");
     worker.shutdown().await;
 }
+
+/// A sink plugin whose schema marks `password` as secret (`writeOnly`), registered natively.
+struct VaultSink;
+
+impl weir_connector_sdk::DynConnector for VaultSink {
+    fn spec(&self) -> weir_connector_sdk::Spec {
+        weir_connector_sdk::Spec {
+            name: "vault-sink".into(),
+            version: "0.1.0".into(),
+            kind: weir_connector_sdk::Kind::Sink,
+            description: "A sink with a secret field".into(),
+            config_schema: json!({
+                "type": "object",
+                "properties": { "topics": { "type": "string" }, "password": { "type": "string", "writeOnly": true } },
+                "required": ["topics", "password"],
+                "additionalProperties": false,
+            })
+            .to_string(),
+        }
+    }
+
+    fn validate(&self, _config: &str) -> Result<(), Vec<weir_connector_sdk::FieldError>> {
+        Ok(())
+    }
+
+    fn task_configs(&self, _config: &str, _max_tasks: u32) -> Result<Vec<String>, weir_connector_sdk::ConnectorError> {
+        Ok(vec!["{}".into()])
+    }
+}
+
+/// Fields the schema marks secret are `[hidden]` everywhere the API shows config, and a
+/// `[hidden]` sent back keeps the stored value.
+#[tokio::test]
+async fn schema_secret_fields_are_hidden() {
+    use tower::ServiceExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = weir_runtime::Worker::start_with(weir_runtime::WorkerConfig::new(dir.path().join("data")), |registry, engine, state| {
+        registry.add_native_sink(
+            engine,
+            state,
+            Box::new(VaultSink),
+            weir_connector_sdk::native::open_sink::<weir_blackhole::Blackhole>,
+        )
+    })
+    .await
+    .expect("worker");
+    let router = weir_runtime::rest::router(weir_runtime::rest::ApiState { worker: worker.clone(), log_levels: None });
+    let secret = "hunter22-correct-horse";
+    let send = |method: &'static str, uri: &'static str, body: String| {
+        let router = router.clone();
+        async move {
+            let request = axum::http::Request::builder()
+                .method(method)
+                .uri(uri)
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body))
+                .expect("request");
+            let response = router.oneshot(request).await.expect("answer");
+            let status = response.status().as_u16();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+            (status, String::from_utf8_lossy(&bytes).into_owned())
+        }
+    };
+    let config = json!({ "connector.class": "vault-sink", "topics": "orders", "password": secret });
+    let body = json!({ "name": "vault", "config": config, "initial_state": "PAUSED" }).to_string();
+    let mut answers = vec![send("POST", "/connectors", body).await];
+    assert_eq!(answers[0].0, 201, "{}", answers[0].1);
+    for uri in ["/connectors/vault", "/connectors/vault/config", "/connectors/vault/tasks", "/connectors?expand=info"] {
+        answers.push(send("GET", uri, String::new()).await);
+    }
+    let validated = send("PUT", "/connector-plugins/vault-sink/config/validate", json!({ "topics": "t", "password": secret }).to_string()).await;
+    assert!(validated.1.contains("\"error_count\":0"), "{}", validated.1);
+    answers.push(validated);
+    let patched = send("PATCH", "/connectors/vault/config", json!({ "password": "[hidden]", "topics": "orders,more" }).to_string()).await;
+    assert_eq!(patched.0, 200, "{}", patched.1);
+    answers.push(patched);
+    for (status, answer) in &answers {
+        assert!(!answer.contains(secret), "the secret is shown ({status}): {answer}");
+    }
+    let (_, config) = send("GET", "/connectors/vault/config", String::new()).await;
+    let config: Value = serde_json::from_str(&config).expect("json");
+    assert_eq!(config["password"], "[hidden]");
+    assert_eq!(config["topics"], "orders,more");
+    let stored = worker.info("vault").expect("stored");
+    assert_eq!(stored.definition.config["password"], secret, "[hidden] sent back keeps the stored value");
+    worker.shutdown().await;
+}
