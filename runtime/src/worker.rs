@@ -128,8 +128,7 @@ pub struct ConnectorInfo {
     pub definition: ConnectorDefinition,
     pub kind: Kind,
     pub target: TargetState,
-    /// Task ids and their task configs (JSON text as the plugin planned them, from the
-    /// unresolved config).
+    /// Task ids (none when STOPPED).
     pub tasks: Vec<u32>,
 }
 
@@ -367,7 +366,11 @@ impl Worker {
             None => (true, initial.unwrap_or(TargetState::Running)),
         };
         self.inner.store.put(&definition, target)?;
-        self.install(definition, target).await?;
+        // As in Kafka Connect, a valid connector whose tasks cannot be planned exists and is
+        // FAILED with the reason in its status; the request itself succeeded.
+        if let Err(error) = self.install(definition, target).await {
+            tracing::warn!(connector = %name, %error, "connector failed to start");
+        }
         Ok(created)
     }
 
@@ -662,9 +665,7 @@ impl Worker {
         })
     }
 
-    /// The task configs of a connector's tasks (resolved values are not kept: these are the
-    /// plugin's plan of the resolved config, so the REST layer shows the connector config
-    /// instead).
+    /// How many tasks a connector has (none when STOPPED).
     pub fn task_count(&self, name: &str) -> Option<usize> {
         self.connectors().get(name).map(|connector| connector.tasks.len())
     }
