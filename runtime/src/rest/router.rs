@@ -17,10 +17,13 @@ use super::error::ApiError;
 use super::{admin, connectors, lifecycle, offsets, plugins};
 use crate::worker::Worker;
 
+/// Installs a filter given in `EnvFilter` syntax.
+type ApplyFilter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
 /// Live control of the log levels (`/admin/loggers`): the binary owns the subscriber and hands
 /// in a function that installs a new filter (a `tracing_subscriber::reload` handle).
 pub struct LogLevels {
-    apply: Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>,
+    apply: ApplyFilter,
     /// Logger (tracing target) → level; `root` is the default.
     levels: Mutex<BTreeMap<String, String>>,
 }
