@@ -8,7 +8,10 @@
 //! A `file` reference reads a Java-properties-style file (`key=value` or `key: value` lines,
 //! `#` comments), as Kafka Connect's `FileConfigProvider` does.
 
+use std::collections::BTreeSet;
+use std::io::Write;
 use std::path::Path;
+use std::sync::RwLock;
 
 /// What a secret-marked field shows instead of its value.
 pub const HIDDEN: &str = "[hidden]";
@@ -103,6 +106,47 @@ fn properties_value(text: &str, key: &str) -> Option<String> {
         let split = line.find(['=', ':'])?;
         (line[..split].trim() == key).then(|| line[split + 1..].trim().to_owned())
     })
+}
+
+/// Values resolved on this worker so far: log output is scrubbed of them (see
+/// [`ScrubbingWriter`]), because a component may log its own config.
+static RESOLVED: RwLock<BTreeSet<String>> = RwLock::new(BTreeSet::new());
+
+/// Shortest resolved value that is scrubbed from logs: shorter ones (`1`, `on`) would mangle
+/// every line and are not secrets anyway.
+const MIN_SCRUBBED_LEN: usize = 3;
+
+/// Remember resolved values so that log output never shows them.
+pub fn remember(secrets: &[String]) {
+    let mut resolved = RESOLVED.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    resolved.extend(secrets.iter().filter(|secret| secret.len() >= MIN_SCRUBBED_LEN).cloned());
+}
+
+/// `text` with every value resolved so far replaced by `***`.
+pub fn scrub_resolved(text: &str) -> String {
+    let resolved = RESOLVED.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+    // Longest first, so that a secret containing another is replaced whole.
+    let mut secrets: Vec<&String> = resolved.iter().collect();
+    secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+    secrets.into_iter().fold(text.to_owned(), |text, secret| text.replace(secret.as_str(), "***"))
+}
+
+/// A log writer that scrubs resolved values from each line before writing it to stderr; the
+/// binary installs it as the `tracing_subscriber::fmt` writer. The formatter writes one event
+/// per `write_all`, so a value is never split across two writes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ScrubbingWriter;
+
+impl Write for ScrubbingWriter {
+    fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buffer);
+        std::io::stderr().write_all(scrub_resolved(&text).as_bytes())?;
+        Ok(buffer.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// Does the config contain any reference?

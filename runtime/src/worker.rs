@@ -131,8 +131,7 @@ pub struct ConnectorInfo {
     pub definition: ConnectorDefinition,
     pub kind: Kind,
     pub target: TargetState,
-    /// Task ids and their task configs (JSON text as the plugin planned them, from the
-    /// unresolved config).
+    /// Task ids (none when STOPPED).
     pub tasks: Vec<u32>,
 }
 
@@ -308,6 +307,7 @@ impl Worker {
             let single: serde_json::Map<String, serde_json::Value> = [(key.clone(), value.clone())].into_iter().collect();
             match config_provider::resolve(&single) {
                 Ok((mut one, found)) => {
+                    config_provider::remember(&found);
                     secrets.extend(found);
                     resolved.extend(std::mem::take(&mut one));
                 }
@@ -376,7 +376,11 @@ impl Worker {
             None => (true, initial.unwrap_or(TargetState::Running)),
         };
         self.inner.store.put(&definition, target)?;
-        self.install(definition, target).await?;
+        // As in Kafka Connect, a valid connector whose tasks cannot be planned exists and is
+        // FAILED with the reason in its status; the request itself succeeded.
+        if let Err(error) = self.install(definition, target).await {
+            tracing::warn!(connector = %name, %error, "connector failed to start");
+        }
         Ok(created)
     }
 
@@ -427,6 +431,7 @@ impl Worker {
         let name = connector.definition.name.clone();
         let (resolved, secrets) = config_provider::resolve(&connector.definition.config)
             .map_err(|error| WorkerError::BadRequest { message: error.to_string() })?;
+        config_provider::remember(&secrets);
         let config = serde_json::Value::Object(resolved).to_string();
         let task_configs = plugin.task_configs(&config, connector.definition.tasks_max).await.map_err(|source| {
             WorkerError::BadRequest { message: config_provider::scrub(&format!("connector {name}: {source}"), &secrets) }
@@ -686,9 +691,7 @@ impl Worker {
         })
     }
 
-    /// The task configs of a connector's tasks (resolved values are not kept: these are the
-    /// plugin's plan of the resolved config, so the REST layer shows the connector config
-    /// instead).
+    /// How many tasks a connector has (none when STOPPED).
     pub fn task_count(&self, name: &str) -> Option<usize> {
         self.connectors().get(name).map(|connector| connector.tasks.len())
     }
@@ -817,7 +820,10 @@ impl Worker {
         self.stop_slots(name, vec![slot], State::Restarting).await;
         let Some(plugin) = plugin else { return Ok(()) };
         let (resolved, _) = match connector_config(self, name).map(|config| config_provider::resolve(&config)) {
-            Some(Ok(resolved)) => resolved,
+            Some(Ok((resolved, secrets))) => {
+                config_provider::remember(&secrets);
+                (resolved, ())
+            }
             Some(Err(error)) => return Err(WorkerError::BadRequest { message: error.to_string() }),
             None => return Err(WorkerError::NotFound { name: name.to_owned() }),
         };

@@ -6,4 +6,5 @@ mod errors;
 mod manifests;
 mod pipeline;
 mod plugins;
+mod rest;
 mod support;

@@ -48,6 +48,8 @@ impl WeirProcess {
             .args(["--data-dir", "data", "--progress-interval", "1"])
             .args(extra)
             .env("WEIR_LOG", "info")
+            // Tests run side by side: no fixed REST port unless a test passes `--rest-listen`.
+            .env("WEIR_REST_LISTEN", "127.0.0.1:0")
             .stdin(Stdio::null())
             .stdout(fs::File::create(&stdout).expect("create stdout file"))
             .stderr(fs::File::create(&stderr).expect("create stderr file"))

@@ -109,7 +109,8 @@ fn main() -> ExitCode {
         .with(filter)
         .with(
             tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
+                // Scrubs values resolved from config providers: a component may log its config.
+                .with_writer(|| weir_runtime::config_provider::ScrubbingWriter)
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )
         .init();

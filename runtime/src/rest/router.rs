@@ -17,10 +17,13 @@ use super::error::ApiError;
 use super::{admin, connectors, lifecycle, offsets, plugins};
 use crate::worker::Worker;
 
+/// Installs a filter given in `EnvFilter` syntax.
+type ApplyFilter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
 /// Live control of the log levels (`/admin/loggers`): the binary owns the subscriber and hands
 /// in a function that installs a new filter (a `tracing_subscriber::reload` handle).
 pub struct LogLevels {
-    apply: Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>,
+    apply: ApplyFilter,
     /// Logger (tracing target) → level; `root` is the default.
     levels: Mutex<BTreeMap<String, String>>,
 }
@@ -187,4 +190,42 @@ pub async fn serve(
         }
     });
     Ok((bound, handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailing_slashes_are_trimmed_keeping_the_query() {
+        let request = |uri: &str| Request::builder().uri(uri).body(axum::body::Body::empty()).expect("request");
+        assert_eq!(trim_trailing_slash(request("/connectors/")).uri(), "/connectors");
+        assert_eq!(trim_trailing_slash(request("/connectors/?expand=status")).uri(), "/connectors?expand=status");
+        assert_eq!(trim_trailing_slash(request("/")).uri(), "/");
+        assert_eq!(trim_trailing_slash(request("/health")).uri(), "/health");
+    }
+
+    #[test]
+    fn log_levels_build_the_filter_and_refuse_bad_levels() {
+        let installed = Arc::new(Mutex::new(String::new()));
+        let seen = installed.clone();
+        let levels = LogLevels::new("warn,weir_broker=debug", move |filter| {
+            *seen.lock().expect("lock") = filter.to_owned();
+            Ok(())
+        });
+        assert_eq!(levels.levels()["root"], "WARN");
+        assert_eq!(levels.levels()["weir_broker"], "DEBUG");
+        levels.set("weir_runtime::task", "trace").expect("valid level");
+        assert_eq!(*installed.lock().expect("lock"), "warn,weir_broker=debug,weir_runtime::task=trace");
+        assert!(levels.set("root", "loud").is_err());
+        assert_eq!(levels.levels().len(), 3);
+    }
+
+    #[test]
+    fn openapi_documents_every_path_once() {
+        let document = openapi();
+        let paths: Vec<&String> = document.paths.paths.keys().collect();
+        assert!(paths.iter().any(|path| *path == "/connectors/{name}/offsets"));
+        assert!(paths.iter().any(|path| *path == "/openapi.json"));
+    }
 }
