@@ -1,8 +1,10 @@
 //! End-to-end tests: the real `weir` binary and the library's `Worker`, real components built
 //! from this repo, real files. One test binary so linking happens once.
 
+mod cdc;
 mod containment;
 mod manifests;
+mod pg;
 mod pipeline;
 mod plugins;
 mod support;
