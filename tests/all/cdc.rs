@@ -64,6 +64,9 @@ fn definition(postgres: &Postgres, granted: bool, extra: Value) -> ConnectorDefi
 }
 
 async fn start_worker(dir: &Path, definition: ConnectorDefinition) -> Worker {
+    // The worker's log (WEIR_LOG, default warnings) in the test output, for when a test fails.
+    let filter = std::env::var("WEIR_LOG").unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
     let worker = Worker::start(WorkerConfig::new(dir.join("data"))).await.expect("worker starts");
     worker.create(definition).await.expect("create the connector");
     worker
@@ -206,5 +209,116 @@ async fn cdc_refuses_a_server_the_manifest_does_not_grant() {
     }
     let slots = postgres.sql("SELECT count(*) FROM pg_replication_slots");
     assert_eq!(slots, "0", "nothing reached the server");
+    worker.shutdown().await;
+}
+
+/// The table's rows as the topic replays them: the last `after` per key, deletes removing it.
+fn replay(records: &[(Value, Value)]) -> std::collections::BTreeMap<i64, i64> {
+    let mut table = std::collections::BTreeMap::new();
+    for (key, value) in records {
+        let Some(id) = key["id"].as_i64() else { continue };
+        match value["op"].as_str() {
+            Some("r" | "c" | "u") => {
+                table.insert(id, value["after"]["v"].as_i64().expect("v is an integer"));
+            }
+            Some("d") => {
+                table.remove(&id);
+            }
+            _ => {}
+        }
+    }
+    table
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_snapshot_seam_under_a_concurrent_writer_has_no_gap_and_no_duplicate() {
+    let postgres = std::sync::Arc::new(Postgres::start());
+    postgres.sql(
+        "CREATE TABLE seam (id int PRIMARY KEY, v int NOT NULL); \
+         INSERT INTO seam SELECT i, 0 FROM generate_series(1, 100000) i;",
+    );
+    // Small transactions (an update, an insert, now and then a delete) while the slot is
+    // created and the snapshot read.
+    let writer = {
+        let postgres = postgres.clone();
+        std::thread::spawn(move || {
+            postgres.sql(
+                "DO $$ BEGIN FOR i IN 1..3000 LOOP \
+                   UPDATE seam SET v = v + 1 WHERE id = (i * 37) % 100000 + 1; \
+                   INSERT INTO seam VALUES (100000 + i, i); \
+                   IF i % 10 = 0 THEN DELETE FROM seam WHERE id = (i * 53) % 100000 + 1; END IF; \
+                   COMMIT; PERFORM pg_sleep(0.001); \
+                 END LOOP; END $$;",
+            )
+        })
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = start_worker(dir.path(), definition(&postgres, true, json!({ "table.include.list": "public\\.seam" }))).await;
+    writer.join().expect("the writer finishes");
+    let expected: std::collections::BTreeMap<i64, i64> = postgres
+        .sql("SELECT id, v FROM seam")
+        .lines()
+        .map(|line| {
+            let (id, v) = line.split_once('|').expect("id|v");
+            (id.parse().expect("id"), v.parse().expect("v"))
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    let records = loop {
+        let records = read_topic(&worker, "pg.public.seam");
+        if replay(&records) == expected {
+            break records;
+        }
+        let failed = worker.snapshot().iter().flat_map(|connector| connector.tasks.clone()).find(|task| task.status.state == State::Failed);
+        assert!(failed.is_none(), "the CDC task failed: {failed:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replayed topic never matched the table ({} records, {} rows replayed, {} expected)",
+            records.len(),
+            replay(&records).len(),
+            expected.len()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let snapshot_reads = records.iter().filter(|(_, value)| value["op"] == "r").count();
+    let mut seen = std::collections::HashSet::new();
+    for (key, value) in records.iter().filter(|(_, value)| value["op"] == "r") {
+        assert!(seen.insert(key.clone()), "snapshot read of {key} twice: {value}");
+    }
+    // Every streamed change comes after the snapshot's reads and exactly once: the streamed
+    // events' (lsn, op, key) are unique.
+    let mut changes = std::collections::HashSet::new();
+    for (key, value) in records.iter().filter(|(_, value)| value["op"] != "r" && !value.is_null()) {
+        assert!(changes.insert((value["source"]["lsn"].clone(), key.clone())), "duplicate change {value}");
+    }
+    assert!((90_000..=103_000).contains(&snapshot_reads), "{snapshot_reads} snapshot reads");
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_heartbeats_advance_the_slot_while_captured_tables_are_idle() {
+    let postgres = Postgres::start();
+    postgres.sql("CREATE TABLE idle (id int PRIMARY KEY)");
+    postgres.sql("CREATE DATABASE other");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = start_worker(dir.path(), definition(&postgres, true, json!({ "heartbeat.interval.ms": 200 }))).await;
+    wait_for(&worker, "__debezium-heartbeat.pg", 1).await;
+    // WAL written by another database: nothing of it reaches this slot's publication.
+    let before = postgres.sql("SELECT pg_current_wal_lsn()");
+    postgres.sql_in("other", "CREATE TABLE busy (n int); INSERT INTO busy SELECT generate_series(1, 50000);");
+    let written = postgres.sql("SELECT pg_current_wal_lsn()");
+    assert_ne!(before, written);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let advanced = postgres.sql(&format!(
+            "SELECT confirmed_flush_lsn >= '{written}' FROM pg_replication_slots WHERE slot_name = 'weir_test'"
+        ));
+        if advanced == "t" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the idle slot never confirmed past {written}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(read_topic(&worker, "pg.public.idle").is_empty());
     worker.shutdown().await;
 }

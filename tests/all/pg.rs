@@ -112,8 +112,12 @@ impl Postgres {
     }
 
     fn psql_raw(&self, sql: &str) -> Output {
+        self.psql_raw_in("postgres", sql)
+    }
+
+    fn psql_raw_in(&self, database: &str, sql: &str) -> Output {
         Command::new(self.bin.join("psql"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-d", "postgres"])
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-d", database])
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])
             .output()
             .expect("run psql")
@@ -121,7 +125,12 @@ impl Postgres {
 
     /// Run SQL with psql; panics on failure; returns the unaligned, tuples-only output.
     pub(crate) fn sql(&self, sql: &str) -> String {
-        let output = self.psql_raw(sql);
+        self.sql_in("postgres", sql)
+    }
+
+    /// [`Postgres::sql`] in another database.
+    pub(crate) fn sql_in(&self, database: &str, sql: &str) -> String {
+        let output = self.psql_raw_in(database, sql);
         assert!(output.status.success(), "psql failed on {sql:?}: {}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8_lossy(&output.stdout).trim().to_owned()
     }

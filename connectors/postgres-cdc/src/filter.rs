@@ -5,7 +5,7 @@ use regex_lite::Regex;
 
 /// Which tables are captured.
 #[derive(Debug, Clone)]
-pub struct TableFilter {
+pub(crate) struct TableFilter {
     include: Vec<Regex>,
     exclude: Vec<Regex>,
 }
@@ -24,11 +24,11 @@ fn compile_list(list: Option<&str>) -> Result<Vec<Regex>, String> {
 impl TableFilter {
     /// # Errors
     /// A pattern that is not a regular expression.
-    pub fn compile(include: Option<&str>, exclude: Option<&str>) -> Result<Self, String> {
+    pub(crate) fn compile(include: Option<&str>, exclude: Option<&str>) -> Result<Self, String> {
         Ok(Self { include: compile_list(include)?, exclude: compile_list(exclude)? })
     }
 
-    pub fn captures(&self, schema: &str, table: &str) -> bool {
+    pub(crate) fn captures(&self, schema: &str, table: &str) -> bool {
         if SYSTEM_SCHEMAS.contains(&schema) || schema.starts_with("pg_temp") {
             return false;
         }

@@ -32,6 +32,8 @@ pub(crate) struct PostgresSessions {
     options: Option<wit::ConnectOptions>,
     sql: Option<tokio_postgres::Client>,
     replication: Option<Replication>,
+    /// Why the last replication session ended by itself (reported by the next `read`).
+    lost: Option<String>,
 }
 
 struct Replication {
@@ -236,12 +238,14 @@ impl wit::Host for TaskState {
             }
             let client = ReplicationClient::connect(config).await.map_err(|error| replication_error(&error))?;
             sessions.replication = Some(Replication { client, gated_slot: None });
+            sessions.lost = None;
         }
         let replication = sessions.replication.as_mut().expect("set just above");
         let started = tokio::time::timeout(Duration::from_secs(10), replication.client.wait_started()).await;
         match started {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => {
+                tracing::warn!(connector = &*self.connector, %error, "the server did not start replication");
                 sessions.replication = None;
                 Err(replication_error(&error))
             }
@@ -254,8 +258,13 @@ impl wit::Host for TaskState {
             .postgres
             .replication
             .as_mut()
-            .filter(|replication| replication.gated_slot.is_none())
-            .ok_or_else(|| PgError::Usage("call `start-replication` first".into()))?;
+            .filter(|replication| replication.gated_slot.is_none());
+        let Some(replication) = replication else {
+            return Err(match self.postgres.lost.take() {
+                Some(reason) => PgError::Connection(reason),
+                None => PgError::Usage("call `start-replication` first".into()),
+            });
+        };
         let wait = Duration::from_millis(u64::from(wait_ms)).min(MAX_READ_WAIT);
         let max = max.max(1) as usize;
         let mut events = Vec::new();
@@ -275,6 +284,8 @@ impl wit::Host for TaskState {
                 }
                 Ok(None) => {
                     self.postgres.replication = None;
+                    tracing::warn!(connector = &*self.connector, "the replication stream ended");
+                    self.postgres.lost = Some("the replication stream ended".into());
                     if events.is_empty() {
                         return Err(PgError::Connection("the replication stream ended".into()));
                     }
@@ -282,9 +293,11 @@ impl wit::Host for TaskState {
                 }
                 Err(error) => {
                     self.postgres.replication = None;
+                    tracing::warn!(connector = &*self.connector, %error, "the replication stream failed");
                     if events.is_empty() {
                         return Err(replication_error(&error));
                     }
+                    self.postgres.lost = Some(format!("the replication stream failed: {error}"));
                     // Hand over what arrived; the next call reports the error.
                     return Ok(events);
                 }
