@@ -322,3 +322,88 @@ async fn cdc_heartbeats_advance_the_slot_while_captured_tables_are_idle() {
     assert!(read_topic(&worker, "pg.public.idle").is_empty());
     worker.shutdown().await;
 }
+
+/// The `after.id` of every CDC event the file sink wrote (complete lines only).
+fn sunk_ids(file: &Path) -> Vec<u64> {
+    let Ok(text) = std::fs::read_to_string(file) else { return Vec::new() };
+    let complete = text.rfind('\n').map_or("", |end| &text[..=end]);
+    complete
+        .lines()
+        .filter(|line| !line.is_empty())
+        // SIGKILL can leave a torn line, which the restarted sink appends to: keep the whole
+        // event at its end.
+        .map(|line| line.rfind("{\"after\"").map_or(line, |start| &line[start..]))
+        .map(|line| {
+            let value: Value = serde_json::from_str(line).unwrap_or_else(|error| panic!("not JSON ({error}): {line}"));
+            value["after"]["id"].as_u64().unwrap_or_else(|| panic!("no after.id: {line}"))
+        })
+        .collect()
+}
+
+#[test]
+fn cdc_sigkill_of_weir_mid_stream_loses_no_change() {
+    let postgres = std::sync::Arc::new(Postgres::start());
+    postgres.sql("CREATE TABLE k (id int PRIMARY KEY, at timestamptz DEFAULT now())");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = dir.path().join("cdc.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "name: cdc
+connector.class: postgres-cdc
+config:
+  database.hostname: 127.0.0.1
+  database.port: {port}
+  database.user: postgres
+  database.dbname: postgres
+  topic.prefix: pg
+  slot.name: weir_kill
+grants:
+  postgres:
+    - host: 127.0.0.1
+      port: {port}
+      database: postgres
+---
+name: cdc-file
+connector.class: file-sink
+config:
+  topics: pg.public.k
+  file: ./out/k.txt
+grants:
+  filesystem:
+    - path: ./out
+      access: read-write
+",
+            port = postgres.port
+        ),
+    )
+    .expect("write manifest");
+    let total = 20_000u64;
+    let writer = {
+        let postgres = postgres.clone();
+        std::thread::spawn(move || {
+            postgres.sql(&format!(
+                "DO $$ BEGIN FOR i IN 1..{total} LOOP INSERT INTO k (id) VALUES (i); \
+                 IF i % 5 = 0 THEN COMMIT; END IF; IF i % 500 = 0 THEN PERFORM pg_sleep(0.02); END IF; END LOOP; END $$;"
+            ))
+        })
+    };
+    let file = dir.path().join("out").join("k.txt");
+    let weir = crate::support::WeirProcess::start(dir.path(), std::slice::from_ref(&manifest), &[]);
+    crate::support::wait_until("some changes in the file", Duration::from_secs(120), || {
+        let count = sunk_ids(&file).len();
+        (count >= 2_000, (count, weir.stderr_text()))
+    });
+    weir.kill9();
+    let weir = crate::support::WeirProcess::start(dir.path(), std::slice::from_ref(&manifest), &[]);
+    writer.join().expect("the writer finishes");
+    let (distinct, duplicates, _) = crate::support::wait_until("every change in the file", Duration::from_secs(180), || {
+        let ids = sunk_ids(&file);
+        let (distinct, duplicates) = crate::support::distinct(&ids);
+        let tail = weir.stderr_text().lines().rev().take(5).collect::<Vec<_>>().join("\n");
+        (distinct as u64 == total, (distinct, duplicates, tail))
+    });
+    eprintln!("cdc_sigkill_of_weir_mid_stream_loses_no_change: {distinct} changes, {duplicates} duplicates after one SIGKILL");
+    let (status, _, stderr) = weir.terminate(Duration::from_secs(60));
+    assert!(status.success(), "{stderr}");
+}
