@@ -106,6 +106,7 @@ async fn cdc_snapshot_then_streams_changes_as_debezium_envelopes() {
         "CREATE TABLE items (id int PRIMARY KEY, name text, price numeric(10,2), tags text[], doc jsonb, body text, \
          at timestamptz, flag bool, blob bytea, ratio float8); \
          CREATE TABLE nopk (a int, b text); ALTER TABLE nopk REPLICA IDENTITY FULL; \
+         CREATE TABLE fulltoast (id int PRIMARY KEY, n int, body text); ALTER TABLE fulltoast REPLICA IDENTITY FULL; \
          INSERT INTO items (id, name, price) SELECT i, 'item ' || i, i * 1.5 FROM generate_series(1, 3) i;",
     );
     let dir = tempfile::tempdir().expect("tempdir");
@@ -127,7 +128,9 @@ async fn cdc_snapshot_then_streams_changes_as_debezium_envelopes() {
          BEGIN; UPDATE items SET name = 'one' WHERE id = 1; DELETE FROM items WHERE id = 2; COMMIT; \
          UPDATE items SET price = 5 WHERE id = 4; \
          INSERT INTO nopk VALUES (1, 'x'); UPDATE nopk SET b = 'y'; DELETE FROM nopk; \
-         INSERT INTO nopk VALUES (2, 'z'); TRUNCATE nopk;",
+         INSERT INTO nopk VALUES (2, 'z'); TRUNCATE nopk; \
+         INSERT INTO fulltoast VALUES (1, 0, (SELECT string_agg(md5(i::text), '') FROM generate_series(1, 800) i)); \
+         UPDATE fulltoast SET n = 1;",
     );
     let items = wait_for(&worker, "pg.public.items", 8).await;
     assert_eq!(ops(&items), ["r", "r", "r", "c", "u", "d", "tombstone", "u"]);
@@ -158,6 +161,13 @@ async fn cdc_snapshot_then_streams_changes_as_debezium_envelopes() {
     assert!(nopk[0].0.is_null(), "no primary key, no key");
     assert_eq!(nopk[1].1["before"], json!({ "a": 1, "b": "x" }), "REPLICA IDENTITY FULL sends the old row");
     assert_eq!(nopk[1].1["after"], json!({ "a": 1, "b": "y" }));
+
+    // REPLICA IDENTITY FULL: the unchanged TOASTed value comes from the old row.
+    let full = wait_for(&worker, "pg.public.fulltoast", 2).await;
+    assert_eq!(ops(&full), ["c", "u"]);
+    assert_eq!(full[1].1["after"]["n"], json!(1));
+    assert_eq!(full[1].1["after"]["body"].as_str().map(str::len), Some(800 * 32));
+    assert_eq!(full[1].1["before"]["n"], json!(0));
 
     // The slot's confirmed position moves once the records are durable (commit → ack).
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

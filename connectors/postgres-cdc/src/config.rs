@@ -66,6 +66,25 @@ pub struct CdcConfig {
     /// 0: none.
     #[serde(rename = "heartbeat.interval.ms", default)]
     pub heartbeat_interval_ms: u64,
+    /// What to do when the slot is gone or was recreated behind weir's back (its confirmed LSN
+    /// is ahead of the committed offset): `fail` the task saying so, or `resnapshot`.
+    #[serde(rename = "slot.invalidated.action", default)]
+    pub slot_invalidated_action: SlotInvalidatedAction,
+    /// Seconds between log lines reporting the slot's retained WAL and confirmed lag in bytes;
+    /// 0: never.
+    #[serde(rename = "slot.stats.interval.s", default = "default_stats_interval")]
+    pub slot_stats_interval_s: u64,
+}
+
+/// What to do with an invalidated slot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SlotInvalidatedAction {
+    /// Fail the task with a message that says what happened and what to do.
+    #[default]
+    Fail,
+    /// Drop the slot if it is there, create it again and snapshot again.
+    Resnapshot,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
@@ -118,6 +137,9 @@ fn default_fetch_size() -> u32 {
 }
 fn default_placeholder() -> String {
     "__weir_unavailable_value".into()
+}
+fn default_stats_interval() -> u64 {
+    60
 }
 fn yes() -> bool {
     true

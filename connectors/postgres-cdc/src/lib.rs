@@ -13,7 +13,7 @@ pub mod pgoutput;
 mod source;
 pub mod values;
 
-pub use config::{CdcConfig, PublicationAutocreate, SnapshotMode};
+pub use config::{CdcConfig, PublicationAutocreate, SlotInvalidatedAction, SnapshotMode};
 pub use source::PostgresCdc;
 
 weir_connector_sdk::export_source!(PostgresCdc);

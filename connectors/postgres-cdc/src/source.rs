@@ -22,7 +22,7 @@ use weir_connector_sdk::batch::{SourceBatchWriter, SourceRecordRef};
 use weir_connector_sdk::postgres::{self as pg, PgError, WalEvent};
 use weir_connector_sdk::{Connector, ConnectorError, FieldError, Source, TaskContext};
 
-use crate::config::{CdcConfig, PublicationAutocreate, SnapshotMode};
+use crate::config::{CdcConfig, PublicationAutocreate, SlotInvalidatedAction, SnapshotMode};
 use crate::filter::TableFilter;
 use crate::pgoutput::{self, Message, TupleValue};
 use crate::values;
@@ -52,6 +52,7 @@ pub struct PostgresCdc {
     streaming: bool,
     acked: u64,
     next_heartbeat: Option<Instant>,
+    next_stats: Option<Instant>,
 }
 
 impl std::fmt::Debug for PostgresCdc {
@@ -173,6 +174,7 @@ impl Source for PostgresCdc {
             streaming: false,
             acked: 0,
             next_heartbeat: None,
+            next_stats: None,
         };
         task.connect()?;
         task.ensure_publication()?;
@@ -357,14 +359,15 @@ impl PostgresCdc {
         let slot_name = self.config.slot_name.clone();
         match committed {
             Some(position) if !(position.snapshot && !position.snapshot_done) => {
+                let resnapshot = self.config.slot_invalidated_action == SlotInvalidatedAction::Resnapshot;
                 let Some(confirmed) = slot else {
-                    if self.config.snapshot_mode == SnapshotMode::WhenNeeded {
+                    if self.config.snapshot_mode == SnapshotMode::WhenNeeded || resnapshot {
                         self.context.warn(&format!("replication slot {slot_name} is gone: snapshotting again"));
                         return self.begin_snapshot();
                     }
                     return Err(ConnectorError::Fatal(format!(
                         "replication slot {slot_name} is gone (dropped or invalidated): changes since the committed offset may be lost. \
-                         Set snapshot.mode=when_needed to snapshot again, or delete the connector's offsets"
+                         Set slot.invalidated.action=resnapshot (or snapshot.mode=when_needed) to snapshot again, or delete the connector's offsets"
                     )));
                 };
                 let durable = if position.snapshot {
@@ -374,10 +377,19 @@ impl PostgresCdc {
                 } else {
                     position.commit_lsn
                 };
+                if confirmed > durable && resnapshot {
+                    self.context.warn(&format!(
+                        "replication slot {slot_name} confirmed {} beyond the committed {}: dropping it and snapshotting again",
+                        pg::format_lsn(confirmed),
+                        pg::format_lsn(durable)
+                    ));
+                    self.drop_slot()?;
+                    return self.begin_snapshot();
+                }
                 if confirmed > durable {
                     return Err(ConnectorError::Fatal(format!(
                         "replication slot {slot_name} has confirmed {} but weir committed only {}: the slot was recreated or advanced behind weir's back, \
-                         and the changes in between are lost. Drop the slot and the connector's offsets to snapshot again",
+                         and the changes in between are lost. Set slot.invalidated.action=resnapshot, or drop the slot and the connector's offsets, to snapshot again",
                         pg::format_lsn(confirmed),
                         pg::format_lsn(durable)
                     )));
@@ -473,7 +485,14 @@ impl PostgresCdc {
             pg::query("CLOSE weir_snapshot").map_err(pg_error("reading the snapshot"))?;
             snapshot.cursor_open = false;
             snapshot.index += 1;
-            self.context.info(&format!("snapshot of {}.{} done", table.schema, table.name));
+            self.context.info(&format!(
+                "snapshot of {}.{} done: table {} of {}, {} rows so far",
+                table.schema,
+                table.name,
+                snapshot.index,
+                snapshot.tables.len(),
+                snapshot.rows + rows.len() as u64
+            ));
         }
         snapshot.rows += rows.len() as u64;
         let ts_ms = now_ms();
@@ -539,6 +558,7 @@ impl PostgresCdc {
             self.reconnect()?;
         }
         self.heartbeat();
+        self.log_slot_stats();
         let events = match pg::read(u32::try_from(max).unwrap_or(u32::MAX), READ_WAIT_MS) {
             Ok(events) => events,
             Err(error) if error.is_retriable() => {
@@ -552,6 +572,38 @@ impl PostgresCdc {
             self.apply(event)?;
         }
         Ok(())
+    }
+
+    /// Log the slot's retained WAL and confirmed lag (bytes), every `slot.stats.interval.s`.
+    fn log_slot_stats(&mut self) {
+        if self.config.slot_stats_interval_s == 0 {
+            return;
+        }
+        let now = Instant::now();
+        if self.next_stats.is_some_and(|next| now < next) {
+            return;
+        }
+        let first = self.next_stats.is_none();
+        self.next_stats = Some(now + Duration::from_secs(self.config.slot_stats_interval_s));
+        if first {
+            return;
+        }
+        let rows = pg::query_rows(&format!(
+            "SELECT (pg_current_wal_lsn() - restart_lsn)::int8 AS retained, (pg_current_wal_lsn() - confirmed_flush_lsn)::int8 AS lag \
+             FROM pg_replication_slots WHERE slot_name = {}",
+            quote_literal(&self.config.slot_name)
+        ));
+        if let Ok(rows) = rows
+            && let Some(row) = rows.first()
+        {
+            let retained = text_column(row, "retained").unwrap_or_default();
+            let lag = text_column(row, "lag").unwrap_or_default();
+            self.context.info(&format!(
+                "slot {}: retained WAL {retained} bytes, confirmed lag {lag} bytes, acknowledged {}",
+                self.config.slot_name,
+                pg::format_lsn(self.acked)
+            ));
+        }
     }
 
     fn heartbeat(&mut self) {
