@@ -205,18 +205,8 @@ async fn cdc_refuses_a_server_the_manifest_does_not_grant() {
     let postgres = Postgres::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let worker = start_worker(dir.path(), definition(&postgres, false, json!({}))).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let snapshot = worker.snapshot();
-        let task = snapshot.iter().flat_map(|connector| connector.tasks.iter()).next().map(|task| task.status.clone());
-        if let Some(status) = task.filter(|status| status.state == State::Failed) {
-            let trace = status.trace.unwrap_or_default();
-            assert!(trace.contains("not granted"), "{trace}");
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the task should fail: {snapshot:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let trace = failure(&worker).await;
+    assert!(trace.contains("not granted"), "{trace}");
     let slots = postgres.sql("SELECT count(*) FROM pg_replication_slots");
     assert_eq!(slots, "0", "nothing reached the server");
     worker.shutdown().await;
@@ -416,4 +406,46 @@ grants:
     eprintln!("cdc_sigkill_of_weir_mid_stream_loses_no_change: {distinct} changes, {duplicates} duplicates after one SIGKILL");
     let (status, _, stderr) = weir.terminate(Duration::from_secs(60));
     assert!(status.success(), "{stderr}");
+}
+
+/// Wait for the CDC task to fail; its trace.
+async fn failure(worker: &Worker) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let snapshot = worker.snapshot();
+        let task = snapshot.iter().flat_map(|connector| connector.tasks.iter()).next().map(|task| task.status.clone());
+        if let Some(status) = task.filter(|status| status.state == State::Failed) {
+            return status.trace.unwrap_or_default();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the task should fail: {snapshot:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_slot_dropped_behind_weirs_back_fails_or_resnapshots() {
+    let postgres = Postgres::start();
+    postgres.sql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = start_worker(dir.path(), definition(&postgres, true, json!({}))).await;
+    wait_for(&worker, "pg.public.t", 1).await;
+    postgres.sql("INSERT INTO t VALUES (2)");
+    wait_for(&worker, "pg.public.t", 2).await;
+    worker.shutdown().await;
+    drop(worker);
+    postgres.sql("SELECT pg_drop_replication_slot('weir_test')");
+
+    let worker = start_worker(dir.path(), definition(&postgres, true, json!({}))).await;
+    let trace = failure(&worker).await;
+    assert!(trace.contains("weir_test is gone") && trace.contains("resnapshot"), "{trace}");
+    worker.shutdown().await;
+    drop(worker);
+
+    let worker = start_worker(dir.path(), definition(&postgres, true, json!({ "slot.invalidated.action": "resnapshot" }))).await;
+    let records = wait_for(&worker, "pg.public.t", 4).await;
+    assert_eq!(ops(&records), ["r", "c", "r", "r"]);
+    postgres.sql("INSERT INTO t VALUES (3)");
+    let records = wait_for(&worker, "pg.public.t", 5).await;
+    assert_eq!(records[4].0, json!({ "id": 3 }));
+    worker.shutdown().await;
 }
