@@ -16,7 +16,7 @@ pub(crate) struct Postgres {
     bin: PathBuf,
 }
 
-fn bindir() -> PathBuf {
+pub(crate) fn bindir() -> PathBuf {
     if let Ok(output) = Command::new("pg_config").arg("--bindir").output()
         && output.status.success()
     {
