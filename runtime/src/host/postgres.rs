@@ -306,7 +306,9 @@ impl wit::Host for TaskState {
                 break;
             }
             let replication = self.postgres.replication.as_mut().expect("still open");
-            next = futures::FutureExt::now_or_never(replication.client.recv());
+            // `unconstrained`: tokio's cooperative budget would otherwise make `recv` report
+            // "not ready" after ~128 items in one task poll, capping a batch far below `max`.
+            next = futures::FutureExt::now_or_never(tokio::task::unconstrained(replication.client.recv()));
         }
         Ok(events)
     }
