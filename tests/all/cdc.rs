@@ -509,3 +509,22 @@ async fn cdc_bench_bulk_insert_against_pg_recvlogical() {
     );
     worker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_waits_for_a_database_that_is_down_at_start() {
+    let postgres = Postgres::start();
+    postgres.sql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);");
+    postgres.stop_server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = start_worker(dir.path(), definition(&postgres, true, json!({}))).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let snapshot = worker.snapshot();
+    assert!(
+        snapshot.iter().flat_map(|connector| connector.tasks.iter()).all(|task| task.status.state != State::Failed),
+        "a database that is down is retried, not a failure: {snapshot:?}"
+    );
+    postgres.start_server();
+    let records = wait_for(&worker, "pg.public.t", 1).await;
+    assert_eq!(ops(&records), ["r"]);
+    worker.shutdown().await;
+}

@@ -62,6 +62,9 @@ impl std::fmt::Debug for PostgresCdc {
 }
 
 enum Phase {
+    /// Not connected yet: the first poll connects, so that a database that is down at start is
+    /// a retriable poll error (retried with backoff) rather than a failed open.
+    Starting,
     Snapshot(Snapshot),
     Streaming,
     /// `initial_only` after its snapshot: nothing more to do.
@@ -159,12 +162,12 @@ impl Source for PostgresCdc {
         let filter = TableFilter::compile(config.table_include_list.as_deref(), config.table_exclude_list.as_deref())
             .map_err(ConnectorError::InvalidConfig)?;
         let partition = serde_json::to_vec(&json!({ "server": config.topic_prefix })).expect("a JSON object serializes");
-        let mut task = PostgresCdc {
+        let task = PostgresCdc {
             config,
             filter,
             context,
             partition,
-            phase: Phase::Streaming,
+            phase: Phase::Starting,
             relations: HashMap::new(),
             transaction: None,
             held: None,
@@ -176,16 +179,20 @@ impl Source for PostgresCdc {
             next_heartbeat: None,
             next_stats: None,
         };
-        task.connect()?;
-        task.ensure_publication()?;
-        task.start()?;
+        task.context.info(&format!("postgres-cdc for {} ({})", task.config.dbname, task.config.topic_prefix));
         Ok(task)
     }
 
     fn poll(&mut self, max: u32, batch: &mut SourceBatchWriter) -> Result<(), ConnectorError> {
         let max = max.max(1) as usize;
+        if matches!(self.phase, Phase::Starting) {
+            self.connect()?;
+            self.ensure_publication()?;
+            self.start()?;
+        }
         if self.ready.is_empty() {
             match self.phase {
+                Phase::Starting => {}
                 Phase::Snapshot(_) => self.snapshot_step(max)?,
                 Phase::Streaming => self.stream_step(max)?,
                 Phase::Finished => {}
