@@ -15,6 +15,8 @@
 //! held back until the next change or the commit arrives.
 
 use std::collections::{HashMap, VecDeque};
+use std::io::Write as _;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
@@ -40,7 +42,7 @@ pub struct PostgresCdc {
     context: TaskContext,
     partition: Vec<u8>,
     phase: Phase,
-    relations: HashMap<u32, Table>,
+    relations: HashMap<u32, Arc<Table>>,
     transaction: Option<Transaction>,
     /// The newest record of the open transaction (or snapshot), not yet known to be its last.
     held: Option<Pending>,
@@ -87,6 +89,13 @@ struct Table {
     columns: Vec<(String, u32)>,
     /// Primary key column names (empty: no key, records carry a null key).
     key: Vec<String>,
+    /// What is the same for every event of the table, rendered once (see [`PostgresCdc::render`]).
+    captured: bool,
+    topic: String,
+    /// `{"version":..,"connector":"postgresql","name":..,` of `source`.
+    source_head: String,
+    /// `"db":..,"sequence":null,"schema":..,"table":..,` of `source`.
+    source_tail: String,
 }
 
 struct Transaction {
@@ -330,15 +339,19 @@ impl PostgresCdc {
              WHERE i.indrelid = {regclass} AND i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)"
         ))
         .map_err(pg_error("reading a primary key"))?;
-        Ok(Table {
+        Ok(self.render(Table {
             schema,
             name,
+            captured: false,
+            topic: String::new(),
+            source_head: String::new(),
+            source_tail: String::new(),
             columns: columns
                 .iter()
                 .filter_map(|row| Some((text_column(row, "attname")?, text_column(row, "type")?.parse().ok()?)))
                 .collect(),
             key: key.iter().filter_map(|row| text_column(row, "attname")).collect(),
-        })
+        }))
     }
 
     fn slot_confirmed_lsn(&self) -> Result<Option<u64>, ConnectorError> {
@@ -509,14 +522,13 @@ impl PostgresCdc {
                 let value = row.get(name).and_then(Value::as_str).map_or(Value::Null, |text| values::convert(*type_oid, text));
                 after.insert(name.clone(), value);
             }
-            let source = self.source(&table, ts_ms, "true", None, consistent_point);
             let key = key_of(&table, &after);
-            let envelope = json!({ "before": null, "after": Value::Object(after), "source": source, "op": "r", "ts_ms": ts_ms });
+            let value = envelope(&table, None, Some(&after), "r", ts_ms, "true", None, consistent_point, ts_ms);
             let position = Position { snapshot: true, consistent_point, ..Position::default() };
             self.hold(Pending {
-                topic: self.topic(&table),
+                topic: table.topic.clone(),
                 key,
-                value: Some(serde_json::to_vec(&envelope).expect("JSON serializes")),
+                value: Some(value),
                 timestamp: Some(ts_ms),
                 position,
             });
@@ -530,25 +542,23 @@ impl PostgresCdc {
         }
     }
 
-    fn topic(&self, table: &Table) -> String {
-        format!("{}.{}.{}", self.config.topic_prefix, table.schema, table.name)
-    }
-
-    fn source(&self, table: &Table, ts_ms: i64, snapshot: &str, xid: Option<u32>, lsn: u64) -> Value {
-        json!({
-            "version": Self::VERSION,
-            "connector": "postgresql",
-            "name": self.config.topic_prefix,
-            "ts_ms": ts_ms,
-            "snapshot": snapshot,
-            "db": self.config.dbname,
-            "sequence": null,
-            "schema": table.schema,
-            "table": table.name,
-            "txId": xid,
-            "lsn": lsn,
-            "xmin": null,
-        })
+    /// Fill in what is the same for every event of `table`.
+    fn render(&self, mut table: Table) -> Table {
+        let text = |value: &str| serde_json::to_string(value).expect("a string serializes");
+        table.captured = self.filter.captures(&table.schema, &table.name);
+        table.topic = format!("{}.{}.{}", self.config.topic_prefix, table.schema, table.name);
+        table.source_head = format!(
+            "{{\"version\":{},\"connector\":\"postgresql\",\"name\":{},",
+            text(Self::VERSION),
+            text(&self.config.topic_prefix)
+        );
+        table.source_tail = format!(
+            "\"db\":{},\"sequence\":null,\"schema\":{},\"table\":{},",
+            text(&self.config.dbname),
+            text(&table.schema),
+            text(&table.name)
+        );
+        table
     }
 
     fn reconnect(&mut self) -> Result<(), ConnectorError> {
@@ -673,7 +683,7 @@ impl PostgresCdc {
         self.skip_until.is_some_and(|until| mark(position) <= until)
     }
 
-    fn relation(&self, id: u32) -> Result<&Table, ConnectorError> {
+    fn relation(&self, id: u32) -> Result<&Arc<Table>, ConnectorError> {
         self.relations
             .get(&id)
             .ok_or_else(|| ConnectorError::Fatal(format!("pgoutput sent a change of relation {id} before describing it")))
@@ -682,12 +692,16 @@ impl PostgresCdc {
     fn change(&mut self, lsn: u64, message: Message) -> Result<(), ConnectorError> {
         let (table_id, op, before, after) = match message {
             Message::Relation(relation) => {
-                let mut table = Table {
+                let mut table = self.render(Table {
                     schema: relation.schema.clone(),
                     name: relation.name.clone(),
                     columns: relation.columns.iter().map(|column| (column.name.clone(), column.type_oid)).collect(),
                     key: Vec::new(),
-                };
+                    captured: false,
+                    topic: String::new(),
+                    source_head: String::new(),
+                    source_tail: String::new(),
+                });
                 table.key = match self.describe(&relation.id.to_string(), relation.schema.clone(), relation.name.clone()) {
                     Ok(described) => described.key,
                     Err(_) if relation.replica_identity == b'd' => {
@@ -695,7 +709,7 @@ impl PostgresCdc {
                     }
                     Err(_) => Vec::new(),
                 };
-                self.relations.insert(relation.id, table);
+                self.relations.insert(relation.id, Arc::new(table));
                 return Ok(());
             }
             Message::Insert { relation, new } => {
@@ -725,8 +739,8 @@ impl PostgresCdc {
     }
 
     fn emit(&mut self, lsn: u64, relation: u32, op: &str, before: Option<Map<String, Value>>, after: Option<Map<String, Value>>) -> Result<(), ConnectorError> {
-        let table = self.relation(relation)?.clone();
-        if !self.filter.captures(&table.schema, &table.name) {
+        let table = Arc::clone(self.relation(relation)?);
+        if !table.captured {
             return Ok(());
         }
         let Some(transaction) = self.transaction.as_mut() else {
@@ -741,20 +755,14 @@ impl PostgresCdc {
         } else {
             after.as_ref().or(before.as_ref()).and_then(|image| key_of(&table, image))
         };
-        let envelope = json!({
-            "before": before.map(Value::Object),
-            "after": after.map(Value::Object),
-            "source": self.source(&table, commit_time_ms, "false", Some(xid), lsn),
-            "op": op,
-            "ts_ms": now_ms(),
-        });
-        let topic = self.topic(&table);
+        let value = envelope(&table, before.as_ref(), after.as_ref(), op, commit_time_ms, "false", Some(xid), lsn, now_ms());
+        let topic = table.topic.clone();
         let position = Position { commit_lsn: final_lsn, seq: first_seq, ..Position::default() };
         if !self.skipped(&position) {
             self.hold(Pending {
                 topic: topic.clone(),
                 key: key.clone(),
-                value: Some(serde_json::to_vec(&envelope).expect("JSON serializes")),
+                value: Some(value),
                 timestamp: Some(commit_time_ms),
                 position,
             });
@@ -767,6 +775,41 @@ impl PostgresCdc {
         }
         Ok(())
     }
+}
+
+/// A Debezium envelope, written straight to bytes (no intermediate JSON tree): `before`,
+/// `after`, `source`, `op`, `ts_ms`, in Debezium's order.
+#[allow(clippy::too_many_arguments)]
+fn envelope(
+    table: &Table,
+    before: Option<&Map<String, Value>>,
+    after: Option<&Map<String, Value>>,
+    op: &str,
+    source_ts_ms: i64,
+    snapshot: &str,
+    xid: Option<u32>,
+    lsn: u64,
+    ts_ms: i64,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    let image = |out: &mut Vec<u8>, image: Option<&Map<String, Value>>| match image {
+        Some(image) => serde_json::to_writer(out, image).expect("writing JSON to a Vec cannot fail"),
+        None => out.extend_from_slice(b"null"),
+    };
+    out.extend_from_slice(b"{\"before\":");
+    image(&mut out, before);
+    out.extend_from_slice(b",\"after\":");
+    image(&mut out, after);
+    out.extend_from_slice(b",\"source\":");
+    out.extend_from_slice(table.source_head.as_bytes());
+    let xid = xid.map_or_else(|| "null".to_owned(), |xid| xid.to_string());
+    write!(
+        out,
+        "\"ts_ms\":{source_ts_ms},\"snapshot\":\"{snapshot}\",{}\"txId\":{xid},\"lsn\":{lsn},\"xmin\":null}},\"op\":\"{op}\",\"ts_ms\":{ts_ms}}}",
+        table.source_tail
+    )
+    .expect("writing to a Vec cannot fail");
+    out
 }
 
 /// A row image as a JSON object. An unchanged TOAST value is taken from `old` when that has it
