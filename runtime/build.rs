@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PACKAGES: &[&str] = &["weir-datagen", "weir-file-source", "weir-file-sink", "weir-blackhole", "weir-faulty", "weir-faulty-sink"];
+const PACKAGES: &[&str] = &["weir-datagen", "weir-file-source", "weir-file-sink", "weir-blackhole", "weir-postgres-cdc", "weir-faulty", "weir-faulty-sink"];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));

@@ -7,6 +7,17 @@ cd "$(dirname "$0")/.."
 # The guest target: the runtime's build script compiles the connector components with it.
 rustup target add wasm32-wasip2 >/dev/null
 
+# The CDC tests start a throwaway Postgres server (initdb, pg_ctl): install it when missing.
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null
+    else
+        echo "tests/run.sh: the CDC tests need the Postgres server binaries (initdb)" >&2
+        exit 1
+    fi
+fi
+
 # Two cores: one test thread per core keeps the end-to-end tests (which start real processes)
 # from starving each other.
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}"

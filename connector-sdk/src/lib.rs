@@ -107,6 +107,7 @@ mod connector;
 mod export;
 mod glue;
 mod host;
+pub mod postgres;
 pub mod native;
 mod types;
 

@@ -142,6 +142,40 @@ pub struct Grants {
     /// Directories the component may open, preopened through WASI at the same path.
     #[serde(default)]
     pub filesystem: Vec<FilesystemGrant>,
+    /// Postgres servers (and databases) the component may connect to through the `postgres`
+    /// import. Credentials stay in the connector's config; the grant only says where.
+    #[serde(default)]
+    pub postgres: Vec<PostgresGrant>,
+}
+
+/// One Postgres database a component may connect to.
+///
+/// ```yaml
+/// grants:
+///   postgres:
+///     - host: localhost       # or a Unix socket directory
+///       port: 5432
+///       database: inventory   # `*` for any database on that server
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresGrant {
+    pub host: String,
+    #[serde(default = "default_postgres_port")]
+    pub port: u16,
+    pub database: String,
+}
+
+fn default_postgres_port() -> u16 {
+    5432
+}
+
+impl PostgresGrant {
+    /// Whether a connection to `host:port/database` is within this grant (exact host match: no
+    /// name resolution, so `localhost` and `127.0.0.1` are two grants).
+    pub fn allows(&self, host: &str, port: u16, database: &str) -> bool {
+        self.host == host && self.port == port && (self.database == "*" || self.database == database)
+    }
 }
 
 /// One directory a component may use.

@@ -1,9 +1,11 @@
 //! End-to-end tests: the real `weir` binary and the library's `Worker`, real components built
 //! from this repo, real files. One test binary so linking happens once.
 
+mod cdc;
 mod containment;
 mod errors;
 mod manifests;
+mod pg;
 mod pipeline;
 mod plugins;
 mod rest;

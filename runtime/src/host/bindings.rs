@@ -9,6 +9,7 @@ pub(crate) mod source_world {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "source-connector",
+        imports: { "weir:connector/postgres": async },
         exports: { default: async },
     });
 }
@@ -27,6 +28,6 @@ pub(crate) mod sink_world {
     });
 }
 
-pub(crate) use source_world::weir::connector::{log, offsets, state, types};
+pub(crate) use source_world::weir::connector::{log, offsets, postgres, state, types};
 pub(crate) use sink_world::SinkConnectorPre;
 pub(crate) use source_world::SourceConnectorPre;

@@ -1,8 +1,9 @@
 //! The wasmtime host: the engine, the generated bindings, the per-task store, and the host
-//! side of the imports (`log`, `offsets`, `state`).
+//! side of the imports (`log`, `offsets`, `state`, `postgres`).
 
 pub(crate) mod bindings;
 mod engine;
+mod postgres;
 mod state;
 mod task;
 

@@ -9,6 +9,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{log, offsets, state, types};
+use super::postgres::PostgresSessions;
 use crate::state_store::StateStore;
 
 /// Everything one task's `Store` holds: WASI, limits, the call deadline, and what the imports
@@ -28,6 +29,8 @@ pub(crate) struct TaskState {
     pub(crate) call_timeout: Duration,
     /// Set by the epoch callback when it stopped a call for overrunning its deadline.
     pub(crate) deadline_hit: bool,
+    /// The `postgres` import's sessions, limited to the granted servers.
+    pub(crate) postgres: PostgresSessions,
 }
 
 impl std::fmt::Debug for TaskState {
@@ -61,6 +64,7 @@ impl TaskState {
             call_started: Instant::now(),
             call_timeout,
             deadline_hit: false,
+            postgres: PostgresSessions::default(),
         }
     }
 

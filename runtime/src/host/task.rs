@@ -116,6 +116,7 @@ pub(crate) fn new_store(engine: &WasmEngine, setup: &TaskSetup) -> Result<Store<
         Ok(UpdateDeadline::Yield(1))
     });
     store.set_epoch_deadline(1);
+    store.data_mut().postgres = super::postgres::PostgresSessions::new(setup.grants.postgres.clone());
     store.data_mut().committed = setup
         .committed
         .iter()

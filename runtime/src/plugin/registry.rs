@@ -21,6 +21,7 @@ pub const BUILTIN_COMPONENTS: &[(&str, &[u8])] = &[
     ("file-source", include_bytes!(concat!(env!("WEIR_COMPONENTS_DIR"), "/weir_file_source.wasm"))),
     ("file-sink", include_bytes!(concat!(env!("WEIR_COMPONENTS_DIR"), "/weir_file_sink.wasm"))),
     ("blackhole", include_bytes!(concat!(env!("WEIR_COMPONENTS_DIR"), "/weir_blackhole.wasm"))),
+    ("postgres-cdc", include_bytes!(concat!(env!("WEIR_COMPONENTS_DIR"), "/weir_postgres_cdc.wasm"))),
 ];
 
 /// Opens a natively compiled source task.

@@ -1,0 +1,844 @@
+//! The `postgres-cdc` source task: an initial snapshot through the slot's exported snapshot, then
+//! the slot's pgoutput stream, as Debezium envelopes.
+//!
+//! Positions (JSON, one source partition `{"server": <topic.prefix>}`):
+//! - snapshot rows: `{"snapshot": true, "snapshot_done": false, "consistent_point": C}`; the last
+//!   row of the snapshot says `"snapshot_done": true`. A snapshot interrupted before that row was
+//!   committed is restarted from scratch (slot dropped and created again): never skipped.
+//! - changes: `{"commit_lsn": F, "seq": n, "last": bool, "end_lsn": E}`: the transaction's commit
+//!   LSN, the record's index in it, and whether it is the transaction's last record (then `E` is
+//!   the commit's end LSN). `commit` acknowledges `E` to the slot only for a last record, so the
+//!   slot never confirms part of a transaction; on restart the stream resumes from the slot and
+//!   skips every record at or before the committed `(F, n)`.
+//!
+//! To know which record is a transaction's last, the newest record of the open transaction is
+//! held back until the next change or the commit arrives.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+use weir_connector_sdk::batch::{SourceBatchWriter, SourceRecordRef};
+use weir_connector_sdk::postgres::{self as pg, PgError, WalEvent};
+use weir_connector_sdk::{Connector, ConnectorError, FieldError, Source, TaskContext};
+
+use crate::config::{CdcConfig, PublicationAutocreate, SlotInvalidatedAction, SnapshotMode};
+use crate::filter::TableFilter;
+use crate::pgoutput::{self, Message, TupleValue};
+use crate::values;
+
+/// Microseconds between 1970-01-01 and Postgres' epoch 2000-01-01.
+const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
+/// Longest a poll waits for the replication stream.
+const READ_WAIT_MS: u32 = 200;
+const HEARTBEAT_PREFIX: &str = "weir_heartbeat";
+
+/// The connector.
+pub struct PostgresCdc {
+    config: CdcConfig,
+    filter: TableFilter,
+    context: TaskContext,
+    partition: Vec<u8>,
+    phase: Phase,
+    relations: HashMap<u32, Arc<Table>>,
+    transaction: Option<Transaction>,
+    /// The newest record of the open transaction (or snapshot), not yet known to be its last.
+    held: Option<Pending>,
+    ready: VecDeque<Pending>,
+    /// Records at or before this `(commit_lsn, seq)` were delivered already: skip them.
+    skip_until: Option<(u64, u64)>,
+    /// The last record handed to the runtime (the skip mark after a reconnect).
+    emitted: Option<(u64, u64)>,
+    streaming: bool,
+    acked: u64,
+    next_heartbeat: Option<Instant>,
+    next_stats: Option<Instant>,
+}
+
+impl std::fmt::Debug for PostgresCdc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresCdc").field("slot", &self.config.slot_name).finish_non_exhaustive()
+    }
+}
+
+enum Phase {
+    /// Not connected yet: the first poll connects, so that a database that is down at start is
+    /// a retriable poll error (retried with backoff) rather than a failed open.
+    Starting,
+    Snapshot(Snapshot),
+    Streaming,
+    /// `initial_only` after its snapshot: nothing more to do.
+    Finished,
+}
+
+struct Snapshot {
+    consistent_point: u64,
+    tables: Vec<Table>,
+    index: usize,
+    cursor_open: bool,
+    rows: u64,
+}
+
+#[derive(Clone)]
+struct Table {
+    schema: String,
+    name: String,
+    /// Name and type OID, in column order.
+    columns: Vec<(String, u32)>,
+    /// Primary key column names (empty: no key, records carry a null key).
+    key: Vec<String>,
+    /// What is the same for every event of the table, rendered once (see [`PostgresCdc::render`]).
+    captured: bool,
+    topic: String,
+    /// `{"version":..,"connector":"postgresql","name":..,` of `source`.
+    source_head: String,
+    /// `"db":..,"sequence":null,"schema":..,"table":..,` of `source`.
+    source_tail: String,
+}
+
+struct Transaction {
+    final_lsn: u64,
+    xid: u32,
+    commit_time_ms: i64,
+    seq: u64,
+}
+
+struct Pending {
+    topic: String,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    timestamp: Option<i64>,
+    position: Position,
+}
+
+/// A record's source position (see the module docs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Position {
+    #[serde(default)]
+    snapshot: bool,
+    #[serde(default)]
+    snapshot_done: bool,
+    #[serde(default)]
+    consistent_point: u64,
+    #[serde(default)]
+    commit_lsn: u64,
+    #[serde(default)]
+    seq: u64,
+    #[serde(default)]
+    last: bool,
+    #[serde(default)]
+    end_lsn: u64,
+}
+
+fn pg_error(context: &str) -> impl FnOnce(PgError) -> ConnectorError + '_ {
+    move |error| error.into_connector_error(context)
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn text_column(row: &Map<String, Value>, name: &str) -> Option<String> {
+    row.get(name).and_then(Value::as_str).map(str::to_owned)
+}
+
+impl Connector for PostgresCdc {
+    type Config = CdcConfig;
+    const NAME: &'static str = "postgres-cdc";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str =
+        "Postgres change data capture: a consistent snapshot, then pgoutput logical replication, as Debezium events";
+
+    fn validate(config: &CdcConfig) -> Result<(), Vec<FieldError>> {
+        config.check()
+    }
+}
+
+impl Source for PostgresCdc {
+    fn open(config: CdcConfig, context: TaskContext) -> Result<Self, ConnectorError> {
+        let filter = TableFilter::compile(config.table_include_list.as_deref(), config.table_exclude_list.as_deref())
+            .map_err(ConnectorError::InvalidConfig)?;
+        let partition = serde_json::to_vec(&json!({ "server": config.topic_prefix })).expect("a JSON object serializes");
+        let task = PostgresCdc {
+            config,
+            filter,
+            context,
+            partition,
+            phase: Phase::Starting,
+            relations: HashMap::new(),
+            transaction: None,
+            held: None,
+            ready: VecDeque::new(),
+            skip_until: None,
+            emitted: None,
+            streaming: false,
+            acked: 0,
+            next_heartbeat: None,
+            next_stats: None,
+        };
+        task.context.info(&format!("postgres-cdc for {} ({})", task.config.dbname, task.config.topic_prefix));
+        Ok(task)
+    }
+
+    fn poll(&mut self, max: u32, batch: &mut SourceBatchWriter) -> Result<(), ConnectorError> {
+        let max = max.max(1) as usize;
+        if matches!(self.phase, Phase::Starting) {
+            self.connect()?;
+            self.ensure_publication()?;
+            self.start()?;
+        }
+        if self.ready.is_empty() {
+            match self.phase {
+                Phase::Starting => {}
+                Phase::Snapshot(_) => self.snapshot_step(max)?,
+                Phase::Streaming => self.stream_step(max)?,
+                Phase::Finished => {}
+            }
+        }
+        let mut pushed = 0;
+        while pushed < max {
+            let Some(record) = self.ready.pop_front() else { break };
+            let position = serde_json::to_vec(&record.position).expect("a position serializes");
+            batch.push(&SourceRecordRef {
+                topic: &record.topic,
+                partition: -1,
+                timestamp: record.timestamp,
+                key: record.key.as_deref(),
+                value: record.value.as_deref(),
+                headers: &[],
+                source_partition: &self.partition,
+                source_position: &position,
+            });
+            if !record.position.snapshot {
+                self.emitted = Some(mark(&record.position));
+            }
+            pushed += 1;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, positions: &[weir_connector_sdk::SourceOffset]) -> Result<(), ConnectorError> {
+        for offset in positions {
+            let Ok(position) = serde_json::from_slice::<Position>(&offset.position) else { continue };
+            if position.last && position.end_lsn > self.acked && self.streaming {
+                match pg::ack(position.end_lsn) {
+                    Ok(()) => self.acked = position.end_lsn,
+                    Err(error) => self.context.warn(&format!("cannot acknowledge {}: {error}", pg::format_lsn(position.end_lsn))),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), ConnectorError> {
+        pg::stop_replication();
+        Ok(())
+    }
+}
+
+/// The `(commit_lsn, seq)` mark of a change position: a last record covers its whole transaction.
+fn mark(position: &Position) -> (u64, u64) {
+    if position.last { (position.commit_lsn, u64::MAX) } else { (position.commit_lsn, position.seq) }
+}
+
+impl PostgresCdc {
+    fn connect(&self) -> Result<(), ConnectorError> {
+        pg::connect(&pg::ConnectOptions {
+            host: self.config.hostname.clone(),
+            port: self.config.port,
+            database: self.config.dbname.clone(),
+            user: self.config.user.clone(),
+            password: self.config.password.clone(),
+        })
+        .map_err(pg_error("connecting to Postgres"))
+    }
+
+    fn ensure_publication(&self) -> Result<(), ConnectorError> {
+        let name = &self.config.publication_name;
+        let found = pg::query_rows(&format!("SELECT pubname FROM pg_publication WHERE pubname = {}", quote_literal(name)))
+            .map_err(pg_error("looking up the publication"))?;
+        if !found.is_empty() {
+            return Ok(());
+        }
+        let statement = match self.config.publication_autocreate_mode {
+            PublicationAutocreate::Disabled => {
+                return Err(ConnectorError::Fatal(format!(
+                    "publication {name} does not exist and publication.autocreate.mode is disabled: create it (CREATE PUBLICATION {name} FOR TABLE ...)"
+                )));
+            }
+            PublicationAutocreate::AllTables => format!("CREATE PUBLICATION {} FOR ALL TABLES", quote_ident(name)),
+            PublicationAutocreate::Filtered => {
+                let tables = self.candidate_tables()?;
+                if tables.is_empty() {
+                    format!("CREATE PUBLICATION {}", quote_ident(name))
+                } else {
+                    let list: Vec<String> =
+                        tables.iter().map(|(schema, table)| format!("{}.{}", quote_ident(schema), quote_ident(table))).collect();
+                    format!("CREATE PUBLICATION {} FOR TABLE {}", quote_ident(name), list.join(", "))
+                }
+            }
+        };
+        pg::query(&statement).map_err(pg_error("creating the publication"))?;
+        self.context.info(&format!("created publication {name}"));
+        Ok(())
+    }
+
+    /// Every ordinary or partitioned table the filter selects.
+    fn candidate_tables(&self) -> Result<Vec<(String, String)>, ConnectorError> {
+        let rows = pg::query_rows(
+            "SELECT n.nspname AS schema, c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1, 2",
+        )
+        .map_err(pg_error("listing tables"))?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| Some((text_column(row, "schema")?, text_column(row, "name")?)))
+            .filter(|(schema, table)| self.filter.captures(schema, table))
+            .collect())
+    }
+
+    /// The tables the snapshot reads: those of the publication that the filter selects.
+    fn published_tables(&self) -> Result<Vec<Table>, ConnectorError> {
+        let rows = pg::query_rows(&format!(
+            "SELECT schemaname AS schema, tablename AS name FROM pg_publication_tables WHERE pubname = {} ORDER BY 1, 2",
+            quote_literal(&self.config.publication_name)
+        ))
+        .map_err(pg_error("listing the publication's tables"))?;
+        let mut tables = Vec::new();
+        for row in rows {
+            let (Some(schema), Some(name)) = (text_column(&row, "schema"), text_column(&row, "name")) else { continue };
+            if self.filter.captures(&schema, &name) {
+                let relation = format!("{}.{}", quote_ident(&schema), quote_ident(&name));
+                tables.push(self.describe(&relation, schema, name)?);
+            }
+        }
+        Ok(tables)
+    }
+
+    /// Columns and primary key of a relation (`relation`: a quoted name or an OID).
+    fn describe(&self, relation: &str, schema: String, name: String) -> Result<Table, ConnectorError> {
+        let regclass = if relation.bytes().all(|b| b.is_ascii_digit()) { relation.to_owned() } else { format!("{}::regclass", quote_literal(relation)) };
+        let columns = pg::query_rows(&format!(
+            "SELECT attname, atttypid::int8 AS type FROM pg_attribute WHERE attrelid = {regclass} AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+        ))
+        .map_err(pg_error("describing a table"))?;
+        let key = pg::query_rows(&format!(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+             WHERE i.indrelid = {regclass} AND i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)"
+        ))
+        .map_err(pg_error("reading a primary key"))?;
+        Ok(self.render(Table {
+            schema,
+            name,
+            captured: false,
+            topic: String::new(),
+            source_head: String::new(),
+            source_tail: String::new(),
+            columns: columns
+                .iter()
+                .filter_map(|row| Some((text_column(row, "attname")?, text_column(row, "type")?.parse().ok()?)))
+                .collect(),
+            key: key.iter().filter_map(|row| text_column(row, "attname")).collect(),
+        }))
+    }
+
+    fn slot_confirmed_lsn(&self) -> Result<Option<u64>, ConnectorError> {
+        let rows = pg::query_rows(&format!(
+            "SELECT confirmed_flush_lsn::text AS lsn FROM pg_replication_slots WHERE slot_name = {}",
+            quote_literal(&self.config.slot_name)
+        ))
+        .map_err(pg_error("looking up the replication slot"))?;
+        Ok(rows.first().map(|row| text_column(row, "lsn").and_then(|lsn| pg::parse_lsn(&lsn)).unwrap_or(0)))
+    }
+
+    fn drop_slot(&self) -> Result<(), ConnectorError> {
+        pg::query(&format!("SELECT pg_drop_replication_slot({})", quote_literal(&self.config.slot_name)))
+            .map_err(pg_error("dropping the replication slot"))?;
+        Ok(())
+    }
+
+    /// Decide between snapshot and streaming from the committed position and the slot.
+    fn start(&mut self) -> Result<(), ConnectorError> {
+        let committed = self
+            .context
+            .committed_position(&self.partition)
+            .and_then(|bytes| serde_json::from_slice::<Position>(&bytes).ok());
+        let slot = self.slot_confirmed_lsn()?;
+        let slot_name = self.config.slot_name.clone();
+        match committed {
+            Some(position) if !(position.snapshot && !position.snapshot_done) => {
+                let resnapshot = self.config.slot_invalidated_action == SlotInvalidatedAction::Resnapshot;
+                let Some(confirmed) = slot else {
+                    if self.config.snapshot_mode == SnapshotMode::WhenNeeded || resnapshot {
+                        self.context.warn(&format!("replication slot {slot_name} is gone: snapshotting again"));
+                        return self.begin_snapshot();
+                    }
+                    return Err(ConnectorError::Fatal(format!(
+                        "replication slot {slot_name} is gone (dropped or invalidated): changes since the committed offset may be lost. \
+                         Set slot.invalidated.action=resnapshot (or snapshot.mode=when_needed) to snapshot again, or delete the connector's offsets"
+                    )));
+                };
+                let durable = if position.snapshot {
+                    position.consistent_point
+                } else if position.last {
+                    position.end_lsn
+                } else {
+                    position.commit_lsn
+                };
+                if confirmed > durable && resnapshot {
+                    self.context.warn(&format!(
+                        "replication slot {slot_name} confirmed {} beyond the committed {}: dropping it and snapshotting again",
+                        pg::format_lsn(confirmed),
+                        pg::format_lsn(durable)
+                    ));
+                    self.drop_slot()?;
+                    return self.begin_snapshot();
+                }
+                if confirmed > durable {
+                    return Err(ConnectorError::Fatal(format!(
+                        "replication slot {slot_name} has confirmed {} but weir committed only {}: the slot was recreated or advanced behind weir's back, \
+                         and the changes in between are lost. Set slot.invalidated.action=resnapshot, or drop the slot and the connector's offsets, to snapshot again",
+                        pg::format_lsn(confirmed),
+                        pg::format_lsn(durable)
+                    )));
+                }
+                if position.snapshot && self.config.snapshot_mode == SnapshotMode::InitialOnly {
+                    self.phase = Phase::Finished;
+                    return Ok(());
+                }
+                let start = if position.snapshot { position.consistent_point } else if position.last { position.end_lsn } else { 0 };
+                self.skip_until = (!position.snapshot).then(|| mark(&position));
+                self.acked = confirmed;
+                self.start_streaming(start)
+            }
+            _ => {
+                if committed.is_some() {
+                    self.context.info("the snapshot was interrupted: starting it again");
+                }
+                if self.config.snapshot_mode == SnapshotMode::Never {
+                    if slot.is_none() {
+                        pg::create_slot_with_snapshot(&slot_name, &self.config.publication_name)
+                            .map_err(pg_error("creating the replication slot"))?;
+                        pg::query("COMMIT").map_err(pg_error("ending the unused snapshot"))?;
+                    }
+                    return self.start_streaming(0);
+                }
+                if slot.is_some() {
+                    // Nothing of this slot was ever committed: starting over loses nothing.
+                    self.drop_slot()?;
+                }
+                self.begin_snapshot()
+            }
+        }
+    }
+
+    fn begin_snapshot(&mut self) -> Result<(), ConnectorError> {
+        let created = pg::create_slot_with_snapshot(&self.config.slot_name, &self.config.publication_name)
+            .map_err(pg_error("creating the replication slot"))?;
+        let tables = self.published_tables()?;
+        self.context.info(&format!(
+            "snapshot of {} tables at {} started",
+            tables.len(),
+            pg::format_lsn(created.consistent_point)
+        ));
+        self.phase = Phase::Snapshot(Snapshot { consistent_point: created.consistent_point, tables, index: 0, cursor_open: false, rows: 0 });
+        Ok(())
+    }
+
+    fn start_streaming(&mut self, start: u64) -> Result<(), ConnectorError> {
+        pg::start_replication(&self.config.slot_name, &self.config.publication_name, start)
+            .map_err(pg_error("starting replication"))?;
+        self.phase = Phase::Streaming;
+        self.streaming = true;
+        self.context.info(&format!("streaming slot {} from {}", self.config.slot_name, pg::format_lsn(start)));
+        Ok(())
+    }
+
+    fn snapshot_step(&mut self, max: usize) -> Result<(), ConnectorError> {
+        let Phase::Snapshot(snapshot) = &mut self.phase else { return Ok(()) };
+        let consistent_point = snapshot.consistent_point;
+        if snapshot.index >= snapshot.tables.len() {
+            let rows = snapshot.rows;
+            if let Some(mut held) = self.held.take() {
+                held.position.snapshot_done = true;
+                if let Some(value) = held.value.take() {
+                    let mut envelope: Value = serde_json::from_slice(&value).unwrap_or(Value::Null);
+                    envelope["source"]["snapshot"] = json!("last");
+                    held.value = Some(serde_json::to_vec(&envelope).expect("JSON serializes"));
+                }
+                self.ready.push_back(held);
+            }
+            pg::query("COMMIT").map_err(pg_error("ending the snapshot"))?;
+            self.context.info(&format!("snapshot done: {rows} rows"));
+            if self.config.snapshot_mode == SnapshotMode::InitialOnly {
+                pg::stop_replication();
+                self.phase = Phase::Finished;
+                return Ok(());
+            }
+            return self.start_streaming(0);
+        }
+        let fetch = max.min(self.config.snapshot_fetch_size as usize).max(1);
+        let table = snapshot.tables[snapshot.index].clone();
+        if !snapshot.cursor_open {
+            pg::query(&format!(
+                "DECLARE weir_snapshot NO SCROLL CURSOR FOR SELECT * FROM {}.{}",
+                quote_ident(&table.schema),
+                quote_ident(&table.name)
+            ))
+            .map_err(pg_error("reading the snapshot"))?;
+            snapshot.cursor_open = true;
+        }
+        let rows = pg::query_rows(&format!("FETCH {fetch} FROM weir_snapshot")).map_err(pg_error("reading the snapshot"))?;
+        if rows.len() < fetch {
+            pg::query("CLOSE weir_snapshot").map_err(pg_error("reading the snapshot"))?;
+            snapshot.cursor_open = false;
+            snapshot.index += 1;
+            self.context.info(&format!(
+                "snapshot of {}.{} done: table {} of {}, {} rows so far",
+                table.schema,
+                table.name,
+                snapshot.index,
+                snapshot.tables.len(),
+                snapshot.rows + rows.len() as u64
+            ));
+        }
+        snapshot.rows += rows.len() as u64;
+        let ts_ms = now_ms();
+        for row in rows {
+            let mut after = Map::new();
+            for (name, type_oid) in &table.columns {
+                let value = row.get(name).and_then(Value::as_str).map_or(Value::Null, |text| values::convert(*type_oid, text));
+                after.insert(name.clone(), value);
+            }
+            let key = key_of(&table, &after);
+            let value = envelope(&table, None, Some(&after), "r", ts_ms, "true", None, consistent_point, ts_ms);
+            let position = Position { snapshot: true, consistent_point, ..Position::default() };
+            self.hold(Pending {
+                topic: table.topic.clone(),
+                key,
+                value: Some(value),
+                timestamp: Some(ts_ms),
+                position,
+            });
+        }
+        Ok(())
+    }
+
+    fn hold(&mut self, record: Pending) {
+        if let Some(previous) = self.held.replace(record) {
+            self.ready.push_back(previous);
+        }
+    }
+
+    /// Fill in what is the same for every event of `table`.
+    fn render(&self, mut table: Table) -> Table {
+        let text = |value: &str| serde_json::to_string(value).expect("a string serializes");
+        table.captured = self.filter.captures(&table.schema, &table.name);
+        table.topic = format!("{}.{}.{}", self.config.topic_prefix, table.schema, table.name);
+        table.source_head = format!(
+            "{{\"version\":{},\"connector\":\"postgresql\",\"name\":{},",
+            text(Self::VERSION),
+            text(&self.config.topic_prefix)
+        );
+        table.source_tail = format!(
+            "\"db\":{},\"sequence\":null,\"schema\":{},\"table\":{},",
+            text(&self.config.dbname),
+            text(&table.schema),
+            text(&table.name)
+        );
+        table
+    }
+
+    fn reconnect(&mut self) -> Result<(), ConnectorError> {
+        self.transaction = None;
+        self.held = None;
+        self.ready.clear();
+        self.skip_until = self.emitted.or(self.skip_until);
+        self.connect()?;
+        self.start_streaming(0)
+    }
+
+    fn stream_step(&mut self, max: usize) -> Result<(), ConnectorError> {
+        if !self.streaming {
+            self.reconnect()?;
+        }
+        self.heartbeat();
+        self.log_slot_stats();
+        let events = match pg::read(u32::try_from(max).unwrap_or(u32::MAX), READ_WAIT_MS) {
+            Ok(events) => events,
+            Err(error) if error.is_retriable() => {
+                self.streaming = false;
+                self.context.warn(&format!("replication stream lost, reconnecting: {error}"));
+                return Err(ConnectorError::Retriable(format!("replication stream lost: {error}")));
+            }
+            Err(error) => return Err(error.into_connector_error("reading the replication stream")),
+        };
+        for event in events {
+            self.apply(event)?;
+        }
+        Ok(())
+    }
+
+    /// Log the slot's retained WAL and confirmed lag (bytes), every `slot.stats.interval.s`.
+    fn log_slot_stats(&mut self) {
+        if self.config.slot_stats_interval_s == 0 {
+            return;
+        }
+        let now = Instant::now();
+        if self.next_stats.is_some_and(|next| now < next) {
+            return;
+        }
+        let first = self.next_stats.is_none();
+        self.next_stats = Some(now + Duration::from_secs(self.config.slot_stats_interval_s));
+        if first {
+            return;
+        }
+        let rows = pg::query_rows(&format!(
+            "SELECT (pg_current_wal_lsn() - restart_lsn)::int8 AS retained, (pg_current_wal_lsn() - confirmed_flush_lsn)::int8 AS lag \
+             FROM pg_replication_slots WHERE slot_name = {}",
+            quote_literal(&self.config.slot_name)
+        ));
+        if let Ok(rows) = rows
+            && let Some(row) = rows.first()
+        {
+            let retained = text_column(row, "retained").unwrap_or_default();
+            let lag = text_column(row, "lag").unwrap_or_default();
+            self.context.info(&format!(
+                "slot {}: retained WAL {retained} bytes, confirmed lag {lag} bytes, acknowledged {}",
+                self.config.slot_name,
+                pg::format_lsn(self.acked)
+            ));
+        }
+    }
+
+    fn heartbeat(&mut self) {
+        if self.config.heartbeat_interval_ms == 0 {
+            return;
+        }
+        let now = Instant::now();
+        if self.next_heartbeat.is_some_and(|next| now < next) {
+            return;
+        }
+        self.next_heartbeat = Some(now + Duration::from_millis(self.config.heartbeat_interval_ms));
+        if let Err(error) = pg::query(&format!("SELECT pg_logical_emit_message(false, '{HEARTBEAT_PREFIX}', '')")) {
+            self.context.warn(&format!("heartbeat failed: {error}"));
+        }
+    }
+
+    fn apply(&mut self, event: WalEvent) -> Result<(), ConnectorError> {
+        match event {
+            WalEvent::Begin { final_lsn, xid, commit_time_micros } => {
+                self.transaction = Some(Transaction {
+                    final_lsn,
+                    xid,
+                    commit_time_ms: (commit_time_micros + POSTGRES_EPOCH_MICROS) / 1000,
+                    seq: 0,
+                });
+            }
+            WalEvent::Commit { end_lsn, .. } => {
+                if let Some(mut held) = self.held.take() {
+                    held.position.last = true;
+                    held.position.end_lsn = end_lsn;
+                    self.ready.push_back(held);
+                }
+                self.transaction = None;
+            }
+            WalEvent::Change { lsn, data } => {
+                let message = pgoutput::decode(&data).map_err(|error| ConnectorError::Fatal(error.to_string()))?;
+                self.change(lsn, message)?;
+            }
+            WalEvent::Message { lsn, transactional: false, prefix, .. } if prefix == HEARTBEAT_PREFIX => {
+                if self.transaction.is_none() && self.held.is_none() && self.config.heartbeat_interval_ms > 0 {
+                    let position = Position { commit_lsn: lsn, seq: 0, last: true, end_lsn: lsn, ..Position::default() };
+                    if !self.skipped(&position) {
+                        let value = json!({ "ts_ms": now_ms() });
+                        self.ready.push_back(Pending {
+                            topic: format!("__debezium-heartbeat.{}", self.config.topic_prefix),
+                            key: Some(serde_json::to_vec(&json!({ "serverName": self.config.topic_prefix })).expect("JSON serializes")),
+                            value: Some(serde_json::to_vec(&value).expect("JSON serializes")),
+                            timestamp: None,
+                            position,
+                        });
+                    }
+                }
+            }
+            WalEvent::Message { .. } | WalEvent::Keepalive { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn skipped(&self, position: &Position) -> bool {
+        self.skip_until.is_some_and(|until| mark(position) <= until)
+    }
+
+    fn relation(&self, id: u32) -> Result<&Arc<Table>, ConnectorError> {
+        self.relations
+            .get(&id)
+            .ok_or_else(|| ConnectorError::Fatal(format!("pgoutput sent a change of relation {id} before describing it")))
+    }
+
+    fn change(&mut self, lsn: u64, message: Message) -> Result<(), ConnectorError> {
+        let (table_id, op, before, after) = match message {
+            Message::Relation(relation) => {
+                let mut table = self.render(Table {
+                    schema: relation.schema.clone(),
+                    name: relation.name.clone(),
+                    columns: relation.columns.iter().map(|column| (column.name.clone(), column.type_oid)).collect(),
+                    key: Vec::new(),
+                    captured: false,
+                    topic: String::new(),
+                    source_head: String::new(),
+                    source_tail: String::new(),
+                });
+                table.key = match self.describe(&relation.id.to_string(), relation.schema.clone(), relation.name.clone()) {
+                    Ok(described) => described.key,
+                    Err(_) if relation.replica_identity == b'd' => {
+                        relation.columns.iter().filter(|column| column.key).map(|column| column.name.clone()).collect()
+                    }
+                    Err(_) => Vec::new(),
+                };
+                self.relations.insert(relation.id, Arc::new(table));
+                return Ok(());
+            }
+            Message::Insert { relation, new } => {
+                let table = self.relation(relation)?;
+                (relation, "c", None, Some(row(table, &new, None, &self.config.unavailable_value_placeholder)))
+            }
+            Message::Update { relation, old, new, .. } => {
+                let table = self.relation(relation)?;
+                let placeholder = &self.config.unavailable_value_placeholder;
+                let before = old.as_ref().map(|old| row(table, old, None, placeholder));
+                let after = row(table, &new, old.as_deref(), placeholder);
+                (relation, "u", before, Some(after))
+            }
+            Message::Delete { relation, old, .. } => {
+                let table = self.relation(relation)?;
+                (relation, "d", Some(row(table, &old, None, &self.config.unavailable_value_placeholder)), None)
+            }
+            Message::Truncate { relations, .. } => {
+                for relation in relations {
+                    self.emit(lsn, relation, "t", None, None)?;
+                }
+                return Ok(());
+            }
+            Message::Other(_) => return Ok(()),
+        };
+        self.emit(lsn, table_id, op, before, after)
+    }
+
+    fn emit(&mut self, lsn: u64, relation: u32, op: &str, before: Option<Map<String, Value>>, after: Option<Map<String, Value>>) -> Result<(), ConnectorError> {
+        let table = Arc::clone(self.relation(relation)?);
+        if !table.captured {
+            return Ok(());
+        }
+        let Some(transaction) = self.transaction.as_mut() else {
+            return Err(ConnectorError::Fatal("pgoutput sent a change outside a transaction".into()));
+        };
+        let (final_lsn, xid, commit_time_ms) = (transaction.final_lsn, transaction.xid, transaction.commit_time_ms);
+        let tombstone = op == "d" && self.config.tombstones_on_delete;
+        let first_seq = transaction.seq;
+        transaction.seq += if tombstone { 2 } else { 1 };
+        let key = if op == "t" {
+            None
+        } else {
+            after.as_ref().or(before.as_ref()).and_then(|image| key_of(&table, image))
+        };
+        let value = envelope(&table, before.as_ref(), after.as_ref(), op, commit_time_ms, "false", Some(xid), lsn, now_ms());
+        let topic = table.topic.clone();
+        let position = Position { commit_lsn: final_lsn, seq: first_seq, ..Position::default() };
+        if !self.skipped(&position) {
+            self.hold(Pending {
+                topic: topic.clone(),
+                key: key.clone(),
+                value: Some(value),
+                timestamp: Some(commit_time_ms),
+                position,
+            });
+        }
+        if tombstone {
+            let position = Position { commit_lsn: final_lsn, seq: first_seq + 1, ..Position::default() };
+            if !self.skipped(&position) {
+                self.hold(Pending { topic, key, value: None, timestamp: Some(commit_time_ms), position });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A Debezium envelope, written straight to bytes (no intermediate JSON tree): `before`,
+/// `after`, `source`, `op`, `ts_ms`, in Debezium's order.
+#[allow(clippy::too_many_arguments)]
+fn envelope(
+    table: &Table,
+    before: Option<&Map<String, Value>>,
+    after: Option<&Map<String, Value>>,
+    op: &str,
+    source_ts_ms: i64,
+    snapshot: &str,
+    xid: Option<u32>,
+    lsn: u64,
+    ts_ms: i64,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    let image = |out: &mut Vec<u8>, image: Option<&Map<String, Value>>| match image {
+        Some(image) => serde_json::to_writer(out, image).expect("writing JSON to a Vec cannot fail"),
+        None => out.extend_from_slice(b"null"),
+    };
+    out.extend_from_slice(b"{\"before\":");
+    image(&mut out, before);
+    out.extend_from_slice(b",\"after\":");
+    image(&mut out, after);
+    out.extend_from_slice(b",\"source\":");
+    out.extend_from_slice(table.source_head.as_bytes());
+    let xid = xid.map_or_else(|| "null".to_owned(), |xid| xid.to_string());
+    write!(
+        out,
+        "\"ts_ms\":{source_ts_ms},\"snapshot\":\"{snapshot}\",{}\"txId\":{xid},\"lsn\":{lsn},\"xmin\":null}},\"op\":\"{op}\",\"ts_ms\":{ts_ms}}}",
+        table.source_tail
+    )
+    .expect("writing to a Vec cannot fail");
+    out
+}
+
+/// A row image as a JSON object. An unchanged TOAST value is taken from `old` when that has it
+/// (REPLICA IDENTITY FULL), otherwise it is the placeholder: never a silent null.
+fn row(table: &Table, tuple: &[TupleValue], old: Option<&[TupleValue]>, placeholder: &str) -> Map<String, Value> {
+    let mut object = Map::new();
+    for (index, (name, type_oid)) in table.columns.iter().enumerate() {
+        let value = match tuple.get(index) {
+            Some(TupleValue::Text(text)) => values::convert(*type_oid, text),
+            Some(TupleValue::UnchangedToast) => match old.and_then(|old| old.get(index)) {
+                Some(TupleValue::Text(text)) => values::convert(*type_oid, text),
+                _ => Value::String(placeholder.to_owned()),
+            },
+            Some(TupleValue::Binary(bytes)) => Value::String(String::from_utf8_lossy(bytes).into_owned()),
+            Some(TupleValue::Null) | None => Value::Null,
+        };
+        object.insert(name.clone(), value);
+    }
+    object
+}
+
+/// The record key: the primary key columns as a JSON object, or none for a table without one.
+fn key_of(table: &Table, image: &Map<String, Value>) -> Option<Vec<u8>> {
+    if table.key.is_empty() {
+        return None;
+    }
+    let mut key = Map::new();
+    for column in &table.key {
+        key.insert(column.clone(), image.get(column).cloned().unwrap_or(Value::Null));
+    }
+    Some(serde_json::to_vec(&Value::Object(key)).expect("JSON serializes"))
+}

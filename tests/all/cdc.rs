@@ -1,0 +1,531 @@
+//! The `postgres-cdc` connector against a real Postgres this test starts: snapshot, then
+//! streamed inserts, updates, deletes and truncates as Debezium envelopes, in commit order;
+//! resuming after a stop; recovering from a Postgres restart; refusing an ungranted server.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use weir_runtime::manifest::{ConnectorDefinition, Limits, PostgresGrant};
+use weir_runtime::task::State;
+use weir_runtime::{Worker, WorkerConfig};
+
+use crate::pg::Postgres;
+
+/// (key, value) of every record of `topic` (one partition), values parsed as JSON.
+fn read_topic(worker: &Worker, topic: &str) -> Vec<(Value, Value)> {
+    let log = worker.log();
+    if !log.topics().iter().any(|name| name == topic) {
+        return Vec::new();
+    }
+    let mut records = Vec::new();
+    let mut from = 0;
+    loop {
+        let batch = log.read(topic, 0, from, 1 << 20).expect("read the topic");
+        if batch.is_empty() {
+            break;
+        }
+        for record in batch {
+            from = record.offset + 1;
+            let parse = |bytes: &Option<bytes::Bytes>| {
+                bytes.as_ref().map_or(Value::Null, |bytes| serde_json::from_slice(bytes).expect("JSON record"))
+            };
+            records.push((parse(&record.key), parse(&record.value)));
+        }
+    }
+    records
+}
+
+fn definition(postgres: &Postgres, granted: bool, extra: Value) -> ConnectorDefinition {
+    let mut config = json!({
+        "database.hostname": "127.0.0.1",
+        "database.port": postgres.port,
+        "database.user": "postgres",
+        "database.dbname": "postgres",
+        "topic.prefix": "pg",
+        "slot.name": "weir_test",
+    });
+    for (key, value) in extra.as_object().cloned().unwrap_or_default() {
+        config[key] = value;
+    }
+    let mut grants = weir_runtime::manifest::Grants::default();
+    if granted {
+        grants.postgres.push(PostgresGrant { host: "127.0.0.1".into(), port: postgres.port, database: "postgres".into() });
+    }
+    ConnectorDefinition {
+        name: "cdc".into(),
+        class: "postgres-cdc".into(),
+        tasks_max: 1,
+        default_partitions: Some(1),
+        config: config.as_object().cloned().unwrap_or_default(),
+        grants,
+        limits: Limits::default(),
+        ..ConnectorDefinition::default()
+    }
+}
+
+async fn start_worker(dir: &Path, definition: ConnectorDefinition) -> Worker {
+    // The worker's log (WEIR_LOG, default warnings) in the test output, for when a test fails.
+    let filter = std::env::var("WEIR_LOG").unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
+    let worker = Worker::start(WorkerConfig::new(dir.join("data"))).await.expect("worker starts");
+    worker.create(definition).await.expect("create the connector");
+    worker
+}
+
+/// Wait until `topic` holds at least `count` records; fail with the task's status otherwise.
+async fn wait_for(worker: &Worker, topic: &str, count: usize) -> Vec<(Value, Value)> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let records = read_topic(worker, topic);
+        if records.len() >= count {
+            return records;
+        }
+        let snapshot = worker.snapshot();
+        let failed = snapshot.iter().flat_map(|connector| connector.tasks.iter()).find(|task| task.status.state == State::Failed);
+        assert!(failed.is_none(), "the CDC task failed: {failed:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {count} records in {topic}; have {}: {records:?}; status {snapshot:?}",
+            records.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn ops(records: &[(Value, Value)]) -> Vec<String> {
+    records
+        .iter()
+        .map(|(_, value)| if value.is_null() { "tombstone".to_owned() } else { value["op"].as_str().unwrap_or("?").to_owned() })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_snapshot_then_streams_changes_as_debezium_envelopes() {
+    let postgres = Postgres::start();
+    postgres.sql(
+        "CREATE TABLE items (id int PRIMARY KEY, name text, price numeric(10,2), tags text[], doc jsonb, body text, \
+         at timestamptz, flag bool, blob bytea, ratio float8); \
+         CREATE TABLE nopk (a int, b text); ALTER TABLE nopk REPLICA IDENTITY FULL; \
+         CREATE TABLE fulltoast (id int PRIMARY KEY, n int, body text); ALTER TABLE fulltoast REPLICA IDENTITY FULL; \
+         INSERT INTO items (id, name, price) SELECT i, 'item ' || i, i * 1.5 FROM generate_series(1, 3) i;",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = start_worker(dir.path(), definition(&postgres, true, json!({}))).await;
+
+    let snapshot = wait_for(&worker, "pg.public.items", 3).await;
+    assert_eq!(ops(&snapshot), ["r", "r", "r"]);
+    let (key, value) = &snapshot[0];
+    assert_eq!(key, &json!({ "id": 1 }));
+    assert_eq!(value["after"]["name"], json!("item 1"));
+    assert_eq!(value["after"]["price"], json!("1.50"));
+    assert_eq!(value["source"]["connector"], json!("postgresql"));
+    assert_eq!(value["source"]["table"], json!("items"));
+    assert_eq!(snapshot[2].1["source"]["snapshot"], json!("last"));
+
+    postgres.sql(
+        "INSERT INTO items VALUES (4, 'four', 4.25, '{a,\"b c\"}', '{\"k\": [1, 2]}', \
+           (SELECT string_agg(md5(i::text), '') FROM generate_series(1, 800) i), '2024-01-02 03:04:05+00', true, '\\x0102', 0.5); \
+         BEGIN; UPDATE items SET name = 'one' WHERE id = 1; DELETE FROM items WHERE id = 2; COMMIT; \
+         UPDATE items SET price = 5 WHERE id = 4; \
+         INSERT INTO nopk VALUES (1, 'x'); UPDATE nopk SET b = 'y'; DELETE FROM nopk; \
+         INSERT INTO nopk VALUES (2, 'z'); TRUNCATE nopk; \
+         INSERT INTO fulltoast VALUES (1, 0, (SELECT string_agg(md5(i::text), '') FROM generate_series(1, 800) i)); \
+         UPDATE fulltoast SET n = 1;",
+    );
+    let items = wait_for(&worker, "pg.public.items", 8).await;
+    assert_eq!(ops(&items), ["r", "r", "r", "c", "u", "d", "tombstone", "u"]);
+    let insert = &items[3].1;
+    assert_eq!(insert["after"]["tags"], json!(["a", "b c"]));
+    assert_eq!(insert["after"]["doc"], json!({ "k": [1, 2] }));
+    assert_eq!(insert["after"]["at"], json!("2024-01-02T03:04:05Z"));
+    assert_eq!(insert["after"]["flag"], json!(true));
+    assert_eq!(insert["after"]["blob"], json!("AQI="));
+    assert_eq!(insert["after"]["ratio"], json!(0.5));
+    assert_eq!(insert["after"]["body"].as_str().map(str::len), Some(800 * 32));
+    assert!(insert["source"]["lsn"].as_u64().is_some_and(|lsn| lsn > 0));
+    assert!(insert["source"]["txId"].as_u64().is_some());
+    let update = &items[4].1;
+    assert_eq!(update["after"]["name"], json!("one"));
+    assert_eq!(items[4].0, json!({ "id": 1 }));
+    let delete = &items[5];
+    assert_eq!(delete.0, json!({ "id": 2 }));
+    assert_eq!(delete.1["before"]["id"], json!(2));
+    assert!(delete.1["after"].is_null());
+    assert_eq!(items[6].0, json!({ "id": 2 }));
+    // The update left the TOASTed body unchanged: pgoutput does not resend it, so the marker.
+    assert_eq!(items[7].1["after"]["body"], json!("__weir_unavailable_value"));
+    assert_eq!(items[7].1["after"]["price"], json!("5.00"));
+
+    let nopk = wait_for(&worker, "pg.public.nopk", 6).await;
+    assert_eq!(ops(&nopk), ["c", "u", "d", "tombstone", "c", "t"]);
+    assert!(nopk[0].0.is_null(), "no primary key, no key");
+    assert_eq!(nopk[1].1["before"], json!({ "a": 1, "b": "x" }), "REPLICA IDENTITY FULL sends the old row");
+    assert_eq!(nopk[1].1["after"], json!({ "a": 1, "b": "y" }));
+
+    // REPLICA IDENTITY FULL: the unchanged TOASTed value comes from the old row.
+    let full = wait_for(&worker, "pg.public.fulltoast", 2).await;
+    assert_eq!(ops(&full), ["c", "u"]);
+    assert_eq!(full[1].1["after"]["n"], json!(1));
+    assert_eq!(full[1].1["after"]["body"].as_str().map(str::len), Some(800 * 32));
+    assert_eq!(full[1].1["before"]["n"], json!(0));
+
+    // The slot's confirmed position moves once the records are durable (commit → ack).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let lag = postgres.sql("SELECT pg_current_wal_lsn() - confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'weir_test'");
+        if lag.parse::<i64>().is_ok_and(|lag| lag < 65_536) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the slot never confirmed the streamed changes (lag {lag})");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A clean stop, changes while stopped, a restart: each change once, nothing lost.
+    worker.shutdown().await;
+    drop(worker);
+    postgres.sql("INSERT INTO items (id, name) VALUES (5, 'five'); UPDATE items SET name = 'three' WHERE id = 3;");
+    let worker = start_worker(dir.path(), definition(&postgres, true, json!({}))).await;
+    let items = wait_for(&worker, "pg.public.items", 10).await;
+    assert_eq!(ops(&items), ["r", "r", "r", "c", "u", "d", "tombstone", "u", "c", "u"]);
+    assert_eq!(items[8].1["after"]["name"], json!("five"));
+
+    // Postgres restarts under the connector: it reconnects and resumes by itself.
+    postgres.stop_server();
+    postgres.start_server();
+    postgres.sql("INSERT INTO items (id, name) VALUES (6, 'six');");
+    let items = wait_for(&worker, "pg.public.items", 11).await;
+    assert_eq!(ops(&items)[10], "c");
+    assert_eq!(items[10].1["after"]["name"], json!("six"));
+    assert_eq!(items.len(), 11, "no duplicates after the reconnect: {:?}", ops(&items));
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_refuses_a_server_the_manifest_does_not_grant() {
+    let postgres = Postgres::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = start_worker(dir.path(), definition(&postgres, false, json!({}))).await;
+    let trace = failure(&worker).await;
+    assert!(trace.contains("not granted"), "{trace}");
+    let slots = postgres.sql("SELECT count(*) FROM pg_replication_slots");
+    assert_eq!(slots, "0", "nothing reached the server");
+    worker.shutdown().await;
+}
+
+/// The table's rows as the topic replays them: the last `after` per key, deletes removing it.
+fn replay(records: &[(Value, Value)]) -> std::collections::BTreeMap<i64, i64> {
+    let mut table = std::collections::BTreeMap::new();
+    for (key, value) in records {
+        let Some(id) = key["id"].as_i64() else { continue };
+        match value["op"].as_str() {
+            Some("r" | "c" | "u") => {
+                table.insert(id, value["after"]["v"].as_i64().expect("v is an integer"));
+            }
+            Some("d") => {
+                table.remove(&id);
+            }
+            _ => {}
+        }
+    }
+    table
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_snapshot_seam_under_a_concurrent_writer_has_no_gap_and_no_duplicate() {
+    let postgres = std::sync::Arc::new(Postgres::start());
+    postgres.sql(
+        "CREATE TABLE seam (id int PRIMARY KEY, v int NOT NULL); \
+         INSERT INTO seam SELECT i, 0 FROM generate_series(1, 100000) i;",
+    );
+    // Small transactions (an update, an insert, now and then a delete) while the slot is
+    // created and the snapshot read.
+    let writer = {
+        let postgres = postgres.clone();
+        std::thread::spawn(move || {
+            postgres.sql(
+                "DO $$ BEGIN FOR i IN 1..3000 LOOP \
+                   UPDATE seam SET v = v + 1 WHERE id = (i * 37) % 100000 + 1; \
+                   INSERT INTO seam VALUES (100000 + i, i); \
+                   IF i % 10 = 0 THEN DELETE FROM seam WHERE id = (i * 53) % 100000 + 1; END IF; \
+                   COMMIT; PERFORM pg_sleep(0.001); \
+                 END LOOP; END $$;",
+            )
+        })
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = start_worker(dir.path(), definition(&postgres, true, json!({ "table.include.list": "public\\.seam" }))).await;
+    writer.join().expect("the writer finishes");
+    let expected: std::collections::BTreeMap<i64, i64> = postgres
+        .sql("SELECT id, v FROM seam")
+        .lines()
+        .map(|line| {
+            let (id, v) = line.split_once('|').expect("id|v");
+            (id.parse().expect("id"), v.parse().expect("v"))
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    let records = loop {
+        let records = read_topic(&worker, "pg.public.seam");
+        if replay(&records) == expected {
+            break records;
+        }
+        let failed = worker.snapshot().iter().flat_map(|connector| connector.tasks.clone()).find(|task| task.status.state == State::Failed);
+        assert!(failed.is_none(), "the CDC task failed: {failed:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the replayed topic never matched the table ({} records, {} rows replayed, {} expected)",
+            records.len(),
+            replay(&records).len(),
+            expected.len()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let snapshot_reads = records.iter().filter(|(_, value)| value["op"] == "r").count();
+    let mut seen = std::collections::HashSet::new();
+    for (key, value) in records.iter().filter(|(_, value)| value["op"] == "r") {
+        assert!(seen.insert(key.clone()), "snapshot read of {key} twice: {value}");
+    }
+    // Every streamed change comes after the snapshot's reads and exactly once: the streamed
+    // events' (lsn, op, key) are unique.
+    let mut changes = std::collections::HashSet::new();
+    for (key, value) in records.iter().filter(|(_, value)| value["op"] != "r" && !value.is_null()) {
+        assert!(changes.insert((value["source"]["lsn"].clone(), key.clone())), "duplicate change {value}");
+    }
+    assert!((90_000..=103_000).contains(&snapshot_reads), "{snapshot_reads} snapshot reads");
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_heartbeats_advance_the_slot_while_captured_tables_are_idle() {
+    let postgres = Postgres::start();
+    postgres.sql("CREATE TABLE idle (id int PRIMARY KEY)");
+    postgres.sql("CREATE DATABASE other");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = start_worker(dir.path(), definition(&postgres, true, json!({ "heartbeat.interval.ms": 200 }))).await;
+    wait_for(&worker, "__debezium-heartbeat.pg", 1).await;
+    // WAL written by another database: nothing of it reaches this slot's publication.
+    let before = postgres.sql("SELECT pg_current_wal_lsn()");
+    postgres.sql_in("other", "CREATE TABLE busy (n int); INSERT INTO busy SELECT generate_series(1, 50000);");
+    let written = postgres.sql("SELECT pg_current_wal_lsn()");
+    assert_ne!(before, written);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let advanced = postgres.sql(&format!(
+            "SELECT confirmed_flush_lsn >= '{written}' FROM pg_replication_slots WHERE slot_name = 'weir_test'"
+        ));
+        if advanced == "t" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the idle slot never confirmed past {written}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(read_topic(&worker, "pg.public.idle").is_empty());
+    worker.shutdown().await;
+}
+
+/// The `after.id` of every CDC event the file sink wrote (complete lines only).
+fn sunk_ids(file: &Path) -> Vec<u64> {
+    let Ok(text) = std::fs::read_to_string(file) else { return Vec::new() };
+    let complete = text.rfind('\n').map_or("", |end| &text[..=end]);
+    complete
+        .lines()
+        .filter(|line| !line.is_empty())
+        // SIGKILL can leave a torn line, which the restarted sink appends to: keep the whole
+        // event at its end.
+        .map(|line| line.rfind("{\"after\"").map_or(line, |start| &line[start..]))
+        .map(|line| {
+            let value: Value = serde_json::from_str(line).unwrap_or_else(|error| panic!("not JSON ({error}): {line}"));
+            value["after"]["id"].as_u64().unwrap_or_else(|| panic!("no after.id: {line}"))
+        })
+        .collect()
+}
+
+#[test]
+fn cdc_sigkill_of_weir_mid_stream_loses_no_change() {
+    let postgres = std::sync::Arc::new(Postgres::start());
+    postgres.sql("CREATE TABLE k (id int PRIMARY KEY, at timestamptz DEFAULT now())");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = dir.path().join("cdc.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "name: cdc
+connector.class: postgres-cdc
+config:
+  database.hostname: 127.0.0.1
+  database.port: {port}
+  database.user: postgres
+  database.dbname: postgres
+  topic.prefix: pg
+  slot.name: weir_kill
+grants:
+  postgres:
+    - host: 127.0.0.1
+      port: {port}
+      database: postgres
+---
+name: cdc-file
+connector.class: file-sink
+config:
+  topics: pg.public.k
+  file: ./out/k.txt
+grants:
+  filesystem:
+    - path: ./out
+      access: read-write
+",
+            port = postgres.port
+        ),
+    )
+    .expect("write manifest");
+    let total = 20_000u64;
+    let writer = {
+        let postgres = postgres.clone();
+        std::thread::spawn(move || {
+            postgres.sql(&format!(
+                "DO $$ BEGIN FOR i IN 1..{total} LOOP INSERT INTO k (id) VALUES (i); \
+                 IF i % 5 = 0 THEN COMMIT; END IF; IF i % 500 = 0 THEN PERFORM pg_sleep(0.02); END IF; END LOOP; END $$;"
+            ))
+        })
+    };
+    let file = dir.path().join("out").join("k.txt");
+    let weir = crate::support::WeirProcess::start(dir.path(), std::slice::from_ref(&manifest), &[]);
+    crate::support::wait_until("some changes in the file", Duration::from_secs(120), || {
+        let count = sunk_ids(&file).len();
+        (count >= 2_000, (count, weir.stderr_text()))
+    });
+    weir.kill9();
+    let weir = crate::support::WeirProcess::start(dir.path(), std::slice::from_ref(&manifest), &[]);
+    writer.join().expect("the writer finishes");
+    let (distinct, duplicates, _) = crate::support::wait_until("every change in the file", Duration::from_secs(180), || {
+        let ids = sunk_ids(&file);
+        let (distinct, duplicates) = crate::support::distinct(&ids);
+        let tail = weir.stderr_text().lines().rev().take(5).collect::<Vec<_>>().join("\n");
+        (distinct as u64 == total, (distinct, duplicates, tail))
+    });
+    eprintln!("cdc_sigkill_of_weir_mid_stream_loses_no_change: {distinct} changes, {duplicates} duplicates after one SIGKILL");
+    let (status, _, stderr) = weir.terminate(Duration::from_secs(60));
+    assert!(status.success(), "{stderr}");
+}
+
+/// Wait for the CDC task to fail; its trace.
+async fn failure(worker: &Worker) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let snapshot = worker.snapshot();
+        let task = snapshot.iter().flat_map(|connector| connector.tasks.iter()).next().map(|task| task.status.clone());
+        if let Some(status) = task.filter(|status| status.state == State::Failed) {
+            return status.trace.unwrap_or_default();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the task should fail: {snapshot:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_slot_dropped_behind_weirs_back_fails_or_resnapshots() {
+    let postgres = Postgres::start();
+    postgres.sql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = start_worker(dir.path(), definition(&postgres, true, json!({}))).await;
+    wait_for(&worker, "pg.public.t", 1).await;
+    postgres.sql("INSERT INTO t VALUES (2)");
+    wait_for(&worker, "pg.public.t", 2).await;
+    worker.shutdown().await;
+    drop(worker);
+    postgres.sql("SELECT pg_drop_replication_slot('weir_test')");
+
+    let worker = start_worker(dir.path(), definition(&postgres, true, json!({}))).await;
+    let trace = failure(&worker).await;
+    assert!(trace.contains("weir_test is gone") && trace.contains("resnapshot"), "{trace}");
+    worker.shutdown().await;
+    drop(worker);
+
+    let worker = start_worker(dir.path(), definition(&postgres, true, json!({ "slot.invalidated.action": "resnapshot" }))).await;
+    let records = wait_for(&worker, "pg.public.t", 4).await;
+    assert_eq!(ops(&records), ["r", "c", "r", "r"]);
+    postgres.sql("INSERT INTO t VALUES (3)");
+    let records = wait_for(&worker, "pg.public.t", 5).await;
+    assert_eq!(records[4].0, json!({ "id": 3 }));
+    worker.shutdown().await;
+}
+
+/// Benchmark (ignored by default; `cargo test -p weir-runtime --test all cdc_bench -- --ignored
+/// --nocapture`): one transaction of `WEIR_CDC_BENCH_ROWS` (default 200,000) single-row inserts,
+/// streamed from a slot into a durable topic, next to `pg_recvlogical` (pgoutput to /dev/null)
+/// catching up on the same WAL in the same run. Both slots exist before the writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run it by name with --ignored"]
+async fn cdc_bench_bulk_insert_against_pg_recvlogical() {
+    let rows: usize = std::env::var("WEIR_CDC_BENCH_ROWS").ok().and_then(|rows| rows.parse().ok()).unwrap_or(200_000);
+    let postgres = Postgres::start();
+    postgres.sql("CREATE TABLE bench (id int PRIMARY KEY, payload text)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let never = json!({ "snapshot.mode": "never" });
+    let worker = start_worker(dir.path(), definition(&postgres, true, never.clone())).await;
+    // The slot exists once the task streams: wait for it, then stop.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while postgres.sql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'weir_test'") != "1" {
+        assert!(std::time::Instant::now() < deadline, "the slot never appeared");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    worker.shutdown().await;
+    drop(worker);
+    postgres.sql("SELECT pg_create_logical_replication_slot('bench_recv', 'pgoutput')");
+    postgres.sql(&format!(
+        "INSERT INTO bench SELECT i, 'payload ' || i FROM generate_series(1, {rows}) i"
+    ));
+    let end = postgres.sql("SELECT pg_current_wal_lsn()");
+
+    let started = std::time::Instant::now();
+    let output = std::process::Command::new(crate::pg::bindir().join("pg_recvlogical"))
+        .args(["-h", "127.0.0.1", "-p", &postgres.port.to_string(), "-U", "postgres", "-d", "postgres"])
+        .args(["--slot", "bench_recv", "--start", "--no-loop", "-o", "proto_version=1", "-o", "publication_names=weir_publication"])
+        .args(["-f", "/dev/null", "-E", &end])
+        .output()
+        .expect("run pg_recvlogical");
+    let recvlogical = started.elapsed();
+    assert!(output.status.success(), "pg_recvlogical: {}", String::from_utf8_lossy(&output.stderr));
+
+    let started = std::time::Instant::now();
+    let worker = start_worker(dir.path(), definition(&postgres, true, never)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    loop {
+        let end = worker.log().end_offset("pg.public.bench", 0).unwrap_or(0);
+        if end >= rows as i64 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "only {end} of {rows} records arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let weir = started.elapsed();
+    let rate = |elapsed: Duration| rows as f64 / elapsed.as_secs_f64();
+    eprintln!(
+        "cdc bench ({rows} inserts, one transaction): weir {:.0} changes/s ({weir:?}, worker start included), \
+         pg_recvlogical {:.0} changes/s ({recvlogical:?}), ratio {:.2}",
+        rate(weir),
+        rate(recvlogical),
+        rate(weir) / rate(recvlogical)
+    );
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_waits_for_a_database_that_is_down_at_start() {
+    let postgres = Postgres::start();
+    postgres.sql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);");
+    postgres.stop_server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = start_worker(dir.path(), definition(&postgres, true, json!({}))).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let snapshot = worker.snapshot();
+    assert!(
+        snapshot.iter().flat_map(|connector| connector.tasks.iter()).all(|task| task.status.state != State::Failed),
+        "a database that is down is retried, not a failure: {snapshot:?}"
+    );
+    postgres.start_server();
+    let records = wait_for(&worker, "pg.public.t", 1).await;
+    assert_eq!(ops(&records), ["r"]);
+    worker.shutdown().await;
+}
