@@ -151,6 +151,51 @@ impl<'a> Headers<'a> {
     }
 }
 
+/// What both writers share: a buffer that starts with the batch header, a record count, and
+/// `finish` writing the count into the header.
+macro_rules! writer_basics {
+    ($writer:ident) => {
+        impl Default for $writer {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl $writer {
+            pub fn new() -> Self {
+                Self::with_capacity(4096)
+            }
+
+            pub fn with_capacity(bytes: usize) -> Self {
+                let mut buf = Vec::with_capacity(bytes.max(HEADER_LEN));
+                buf.extend_from_slice(&BATCH_MAGIC.to_le_bytes());
+                buf.extend_from_slice(&0u32.to_le_bytes());
+                Self { buf, count: 0 }
+            }
+
+            /// Records pushed so far.
+            pub fn len(&self) -> usize {
+                self.count as usize
+            }
+
+            pub fn is_empty(&self) -> bool {
+                self.count == 0
+            }
+
+            /// Bytes written so far.
+            pub fn byte_len(&self) -> usize {
+                self.buf.len()
+            }
+
+            /// The finished batch.
+            pub fn finish(mut self) -> Vec<u8> {
+                self.buf[4..8].copy_from_slice(&self.count.to_le_bytes());
+                self.buf
+            }
+        }
+    };
+}
+
 /// Builds a packed source batch (guest side).
 #[derive(Debug)]
 pub struct SourceBatchWriter {
@@ -158,38 +203,9 @@ pub struct SourceBatchWriter {
     count: u32,
 }
 
-impl Default for SourceBatchWriter {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+writer_basics!(SourceBatchWriter);
 
 impl SourceBatchWriter {
-    pub fn new() -> Self {
-        Self::with_capacity(4096)
-    }
-
-    pub fn with_capacity(bytes: usize) -> Self {
-        let mut buf = Vec::with_capacity(bytes.max(HEADER_LEN));
-        buf.extend_from_slice(&BATCH_MAGIC.to_le_bytes());
-        buf.extend_from_slice(&0u32.to_le_bytes());
-        Self { buf, count: 0 }
-    }
-
-    /// Records pushed so far.
-    pub fn len(&self) -> usize {
-        self.count as usize
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// Bytes written so far.
-    pub fn byte_len(&self) -> usize {
-        self.buf.len()
-    }
-
     pub fn push(&mut self, record: &SourceRecordRef<'_>) {
         put_bytes(&mut self.buf, Some(record.topic.as_bytes()));
         self.buf.extend_from_slice(&record.partition.to_le_bytes());
@@ -225,11 +241,6 @@ impl SourceBatchWriter {
         self.count += 1;
     }
 
-    /// The finished batch.
-    pub fn finish(mut self) -> Vec<u8> {
-        self.buf[4..8].copy_from_slice(&self.count.to_le_bytes());
-        self.buf
-    }
 }
 
 /// Builds a packed sink batch (host side).
@@ -239,36 +250,9 @@ pub struct SinkBatchWriter {
     count: u32,
 }
 
-impl Default for SinkBatchWriter {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+writer_basics!(SinkBatchWriter);
 
 impl SinkBatchWriter {
-    pub fn new() -> Self {
-        Self::with_capacity(4096)
-    }
-
-    pub fn with_capacity(bytes: usize) -> Self {
-        let mut buf = Vec::with_capacity(bytes.max(HEADER_LEN));
-        buf.extend_from_slice(&BATCH_MAGIC.to_le_bytes());
-        buf.extend_from_slice(&0u32.to_le_bytes());
-        Self { buf, count: 0 }
-    }
-
-    pub fn len(&self) -> usize {
-        self.count as usize
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    pub fn byte_len(&self) -> usize {
-        self.buf.len()
-    }
-
     /// Append one record; `headers` as `(name, value)` pairs.
     #[allow(clippy::too_many_arguments)]
     pub fn push<'h>(
@@ -295,10 +279,6 @@ impl SinkBatchWriter {
         self.count += 1;
     }
 
-    pub fn finish(mut self) -> Vec<u8> {
-        self.buf[4..8].copy_from_slice(&self.count.to_le_bytes());
-        self.buf
-    }
 }
 
 fn put_bytes(buf: &mut Vec<u8>, bytes: Option<&[u8]>) {

@@ -179,6 +179,26 @@ macro_rules! call {
     }};
 }
 
+/// Instantiate a task's component and call its resource's `open`, for either world: `$task`
+/// picks the resource's accessor from the bindings.
+macro_rules! open_instance {
+    ($engine:expr, $pre:expr, $setup:expr, |$bindings:ident| $task:expr) => {{
+        let mut store = new_store($engine, $setup)?;
+        begin_call(&mut store);
+        let $bindings = match $pre.instantiate_async(&mut store).await {
+            Ok(bindings) => bindings,
+            Err(error) => return Err(trap_report(&store, "instantiate", &error)),
+        };
+        begin_call(&mut store);
+        let opened = $task.call_open(&mut store, &$setup.config, &$setup.task_config, $setup.task_id).await;
+        match opened {
+            Ok(Ok(resource)) => Ok(Self { store, bindings: $bindings, resource, dead: false }),
+            Ok(Err(error)) => Err(TaskError::Connector(from_wit_error(error))),
+            Err(error) => Err(trap_report(&store, "open", &error)),
+        }
+    }};
+}
+
 /// A running source task instance.
 pub struct WasmSourceTask {
     store: Store<TaskState>,
@@ -199,23 +219,7 @@ impl WasmSourceTask {
         pre: &SourceConnectorPre<TaskState>,
         setup: &TaskSetup,
     ) -> Result<Self, TaskError> {
-        let mut store = new_store(engine, setup)?;
-        begin_call(&mut store);
-        let bindings = match pre.instantiate_async(&mut store).await {
-            Ok(bindings) => bindings,
-            Err(error) => return Err(trap_report(&store, "instantiate", &error)),
-        };
-        begin_call(&mut store);
-        let opened = bindings
-            .weir_connector_source()
-            .source_task()
-            .call_open(&mut store, &setup.config, &setup.task_config, setup.task_id)
-            .await;
-        match opened {
-            Ok(Ok(resource)) => Ok(Self { store, bindings, resource, dead: false }),
-            Ok(Err(error)) => Err(TaskError::Connector(from_wit_error(error))),
-            Err(error) => Err(trap_report(&store, "open", &error)),
-        }
+        open_instance!(engine, pre, setup, |bindings| bindings.weir_connector_source().source_task())
     }
 
     pub(crate) async fn poll(&mut self, max: u32) -> Result<Vec<u8>, TaskError> {
@@ -271,23 +275,7 @@ impl WasmSinkTask {
         pre: &SinkConnectorPre<TaskState>,
         setup: &TaskSetup,
     ) -> Result<Self, TaskError> {
-        let mut store = new_store(engine, setup)?;
-        begin_call(&mut store);
-        let bindings = match pre.instantiate_async(&mut store).await {
-            Ok(bindings) => bindings,
-            Err(error) => return Err(trap_report(&store, "instantiate", &error)),
-        };
-        begin_call(&mut store);
-        let opened = bindings
-            .weir_connector_sink()
-            .sink_task()
-            .call_open(&mut store, &setup.config, &setup.task_config, setup.task_id)
-            .await;
-        match opened {
-            Ok(Ok(resource)) => Ok(Self { store, bindings, resource, dead: false }),
-            Ok(Err(error)) => Err(TaskError::Connector(from_wit_error(error))),
-            Err(error) => Err(trap_report(&store, "open", &error)),
-        }
+        open_instance!(engine, pre, setup, |bindings| bindings.weir_connector_sink().sink_task())
     }
 
     // The generated binding takes `&Vec<u8>` for `list<u8>`.
