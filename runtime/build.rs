@@ -4,7 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const PACKAGES: &[&str] = &["weir-datagen", "weir-file-source", "weir-file-sink", "weir-blackhole", "weir-postgres-cdc", "weir-faulty", "weir-faulty-sink"];
+const PACKAGES: &[&str] = &[
+    "weir-datagen",
+    "weir-file-source",
+    "weir-file-sink",
+    "weir-blackhole",
+    "weir-postgres-cdc",
+    "weir-faulty",
+    "weir-faulty-sink",
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -30,14 +38,19 @@ fn main() {
         command.args(["-p", package]);
     }
     // The outer build's settings are for the host, not for the guests.
-    for variable in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTC_WRAPPER", "CARGO_PROFILE_RELEASE_LTO"] {
+    for variable in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTC_WRAPPER",
+        "CARGO_PROFILE_RELEASE_LTO",
+    ] {
         command.env_remove(variable);
     }
     let status = command.status().expect("cannot run cargo to build the connector components");
     if !status.success() {
-        panic!(
-            "building the connector components failed (is the target installed? `rustup target add wasm32-wasip2`)"
-        );
+        panic!("building the connector components failed (is the target installed? `rustup target add wasm32-wasip2`)");
     }
     let components = wasm_target_dir.join("wasm32-wasip2").join("wasm");
     println!("cargo:rustc-env=WEIR_COMPONENTS_DIR={}", components.display());

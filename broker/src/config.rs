@@ -65,10 +65,7 @@ impl LogConfig {
     pub(crate) fn validate(&self) -> Result<(), LogError> {
         let invalid = |reason: String| Err(LogError::InvalidLogConfig { reason });
         if self.segment_bytes == 0 || self.segment_bytes > MAX_SEGMENT_BYTES {
-            return invalid(format!(
-                "segment_bytes must be in 1..={MAX_SEGMENT_BYTES}, got {}",
-                self.segment_bytes
-            ));
+            return invalid(format!("segment_bytes must be in 1..={MAX_SEGMENT_BYTES}, got {}", self.segment_bytes));
         }
         if self.max_batch_bytes == 0 {
             return invalid("max_batch_bytes must be at least 1".to_owned());
@@ -128,35 +125,23 @@ impl Default for TopicConfig {
 impl TopicConfig {
     /// A default config with `partitions` partitions.
     pub fn with_partitions(partitions: u32) -> Self {
-        TopicConfig {
-            partitions,
-            ..TopicConfig::default()
-        }
+        TopicConfig { partitions, ..TopicConfig::default() }
     }
 
     pub(crate) fn validate(&self, topic: &str) -> Result<(), LogError> {
-        let invalid = |reason: String| {
-            Err(LogError::InvalidTopicConfig {
-                topic: topic.to_owned(),
-                reason,
-            })
-        };
+        let invalid = |reason: String| Err(LogError::InvalidTopicConfig { topic: topic.to_owned(), reason });
         if self.partitions == 0 {
             return invalid("partitions must be at least 1".to_owned());
         }
         if let Some(segment_bytes) = self.segment_bytes
             && (segment_bytes == 0 || segment_bytes > MAX_SEGMENT_BYTES)
         {
-            return invalid(format!(
-                "segment_bytes must be in 1..={MAX_SEGMENT_BYTES}, got {segment_bytes}"
-            ));
+            return invalid(format!("segment_bytes must be in 1..={MAX_SEGMENT_BYTES}, got {segment_bytes}"));
         }
         if let Some(retention_ms) = self.retention_ms
             && retention_ms < 0
         {
-            return invalid(format!(
-                "retention_ms must not be negative (use None for no limit), got {retention_ms}"
-            ));
+            return invalid(format!("retention_ms must not be negative (use None for no limit), got {retention_ms}"));
         }
         Ok(())
     }
@@ -169,10 +154,7 @@ mod tests {
     #[test]
     fn topic_config_rejects_zero_partitions_and_negative_retention() {
         assert!(TopicConfig::with_partitions(0).validate("t").is_err());
-        let negative = TopicConfig {
-            retention_ms: Some(-1),
-            ..TopicConfig::default()
-        };
+        let negative = TopicConfig { retention_ms: Some(-1), ..TopicConfig::default() };
         assert!(negative.validate("t").is_err());
         assert!(TopicConfig::default().validate("t").is_ok());
     }
@@ -194,15 +176,9 @@ mod tests {
 
     #[test]
     fn log_config_rejects_zero_interval_and_oversized_segments() {
-        let zero_interval = LogConfig {
-            flush: FlushPolicy::Interval(Duration::ZERO),
-            ..LogConfig::default()
-        };
+        let zero_interval = LogConfig { flush: FlushPolicy::Interval(Duration::ZERO), ..LogConfig::default() };
         assert!(zero_interval.validate().is_err());
-        let huge = LogConfig {
-            segment_bytes: MAX_SEGMENT_BYTES + 1,
-            ..LogConfig::default()
-        };
+        let huge = LogConfig { segment_bytes: MAX_SEGMENT_BYTES + 1, ..LogConfig::default() };
         assert!(huge.validate().is_err());
         assert!(LogConfig::default().validate().is_ok());
     }

@@ -176,14 +176,8 @@ mod tests {
 
     #[test]
     fn io_errors_are_retriable_but_permission_errors_are_not() {
-        let transient = LogError::Io {
-            path: "x".into(),
-            source: io::Error::from(io::ErrorKind::Interrupted),
-        };
-        let permanent = LogError::Io {
-            path: "x".into(),
-            source: io::Error::from(io::ErrorKind::PermissionDenied),
-        };
+        let transient = LogError::Io { path: "x".into(), source: io::Error::from(io::ErrorKind::Interrupted) };
+        let permanent = LogError::Io { path: "x".into(), source: io::Error::from(io::ErrorKind::PermissionDenied) };
         assert!(transient.is_retriable());
         assert!(!permanent.is_retriable());
         assert!(!LogError::UnknownTopic { topic: "t".into() }.is_retriable());

@@ -34,10 +34,7 @@ impl Flusher {
                 }
             })
             .map_err(LogError::io(dir))?;
-        Ok(Flusher {
-            stop: Some(stop),
-            handle: Some(handle),
-        })
+        Ok(Flusher { stop: Some(stop), handle: Some(handle) })
     }
 
     /// Stops the thread and waits for it to finish its current flush.

@@ -9,9 +9,7 @@ use crate::error::LogError;
 
 /// Fsyncs a directory so that file creations, renames and deletions in it survive power loss.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir)
-        .and_then(|handle| handle.sync_all())
-        .map_err(LogError::io(dir))
+    File::open(dir).and_then(|handle| handle.sync_all()).map_err(LogError::io(dir))
 }
 
 /// Replaces `path` with `contents` so that a crash at any moment leaves either the old or the new
@@ -21,12 +19,7 @@ pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), LogEr
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(".tmp");
     let tmp = Path::new(&tmp_name);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(tmp)
-        .map_err(LogError::io(tmp))?;
+    let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(tmp).map_err(LogError::io(tmp))?;
     file.write_all(contents).map_err(LogError::io(tmp))?;
     file.sync_all().map_err(LogError::io(tmp))?;
     drop(file);
@@ -40,10 +33,9 @@ pub(crate) fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), LogEr
 /// Removes a file; a file that is already gone is fine.
 pub(crate) fn remove_file_if_exists(path: &Path) -> Result<(), LogError> {
     match fs::remove_file(path) {
-        Err(error) if error.kind() != io::ErrorKind::NotFound => Err(LogError::Io {
-            path: path.to_owned(),
-            source: error,
-        }),
+        Err(error) if error.kind() != io::ErrorKind::NotFound => {
+            Err(LogError::Io { path: path.to_owned(), source: error })
+        }
         _ => Ok(()),
     }
 }
@@ -51,10 +43,9 @@ pub(crate) fn remove_file_if_exists(path: &Path) -> Result<(), LogError> {
 /// Removes a directory tree; one that is already gone is fine.
 pub(crate) fn remove_dir_if_exists(path: &Path) -> Result<(), LogError> {
     match fs::remove_dir_all(path) {
-        Err(error) if error.kind() != io::ErrorKind::NotFound => Err(LogError::Io {
-            path: path.to_owned(),
-            source: error,
-        }),
+        Err(error) if error.kind() != io::ErrorKind::NotFound => {
+            Err(LogError::Io { path: path.to_owned(), source: error })
+        }
         _ => Ok(()),
     }
 }

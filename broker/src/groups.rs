@@ -68,10 +68,7 @@ pub(crate) struct GroupStore {
 /// is a safe, unique file name (the real name is also stored inside the file).
 fn file_name(group: &str) -> Result<String, LogError> {
     if group.is_empty() {
-        return Err(LogError::InvalidGroupName {
-            group: group.to_owned(),
-            reason: "empty",
-        });
+        return Err(LogError::InvalidGroupName { group: group.to_owned(), reason: "empty" });
     }
     let mut name = String::with_capacity(group.len() + 5);
     for byte in group.bytes() {
@@ -82,10 +79,7 @@ fn file_name(group: &str) -> Result<String, LogError> {
         }
     }
     if name.len() > MAX_FILE_STEM_LEN {
-        return Err(LogError::InvalidGroupName {
-            group: group.to_owned(),
-            reason: "too long to store as a file name",
-        });
+        return Err(LogError::InvalidGroupName { group: group.to_owned(), reason: "too long to store as a file name" });
     }
     name.push_str(".json");
     Ok(name)
@@ -127,30 +121,16 @@ impl GroupStore {
                 continue;
             }
             let bytes = std::fs::read(&path).map_err(LogError::io(&path))?;
-            let file: GroupFile =
-                serde_json::from_slice(&bytes).map_err(|source| LogError::MetadataCorrupt {
-                    path: path.clone(),
-                    source,
-                })?;
-            let offsets = file
-                .offsets
-                .into_iter()
-                .map(|entry| ((entry.topic, entry.partition), entry.offset))
-                .collect();
+            let file: GroupFile = serde_json::from_slice(&bytes)
+                .map_err(|source| LogError::MetadataCorrupt { path: path.clone(), source })?;
+            let offsets =
+                file.offsets.into_iter().map(|entry| ((entry.topic, entry.partition), entry.offset)).collect();
             groups.insert(
                 file.group.clone(),
-                Arc::new(Group {
-                    name: file.group,
-                    path,
-                    writer: Mutex::new(false),
-                    offsets: RwLock::new(offsets),
-                }),
+                Arc::new(Group { name: file.group, path, writer: Mutex::new(false), offsets: RwLock::new(offsets) }),
             );
         }
-        Ok(GroupStore {
-            dir,
-            groups: RwLock::new(groups),
-        })
+        Ok(GroupStore { dir, groups: RwLock::new(groups) })
     }
 
     fn group(&self, name: &str) -> Option<Arc<Group>> {
@@ -163,16 +143,14 @@ impl GroupStore {
         }
         let path = self.dir.join(file_name(name)?);
         let mut groups = write(&self.groups);
-        Ok(Arc::clone(groups.entry(name.to_owned()).or_insert_with(
-            || {
-                Arc::new(Group {
-                    name: name.to_owned(),
-                    path,
-                    writer: Mutex::new(false),
-                    offsets: RwLock::new(BTreeMap::new()),
-                })
-            },
-        )))
+        Ok(Arc::clone(groups.entry(name.to_owned()).or_insert_with(|| {
+            Arc::new(Group {
+                name: name.to_owned(),
+                path,
+                writer: Mutex::new(false),
+                offsets: RwLock::new(BTreeMap::new()),
+            })
+        })))
     }
 
     /// Durably records `offsets` for `group` (other partitions' offsets are kept).
@@ -253,10 +231,7 @@ mod tests {
 
     #[test]
     fn group_file_names_escape_everything_but_safe_characters() {
-        assert_eq!(
-            file_name("connect-sink_1").expect("valid"),
-            "connect-sink_1.json"
-        );
+        assert_eq!(file_name("connect-sink_1").expect("valid"), "connect-sink_1.json");
         assert_eq!(file_name("a/b.c").expect("valid"), "a%2Fb%2Ec.json");
         assert_eq!(file_name("..").expect("valid"), "%2E%2E.json");
         assert!(file_name("").is_err());
@@ -267,17 +242,12 @@ mod tests {
     fn commits_survive_reopening_the_store() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = GroupStore::open(dir.path().to_owned()).expect("open");
-        store
-            .commit("g/1", &[("t", 0, 5), ("t", 1, 7)])
-            .expect("commit");
+        store.commit("g/1", &[("t", 0, 5), ("t", 1, 7)]).expect("commit");
         store.commit("g/1", &[("t", 0, 9)]).expect("commit");
         drop(store);
         let store = GroupStore::open(dir.path().to_owned()).expect("reopen");
         assert_eq!(store.committed("g/1", "t", 0), Some(9));
-        assert_eq!(
-            store.offsets("g/1"),
-            vec![("t".to_owned(), 0, 9), ("t".to_owned(), 1, 7)]
-        );
+        assert_eq!(store.offsets("g/1"), vec![("t".to_owned(), 0, 9), ("t".to_owned(), 1, 7)]);
         assert_eq!(store.groups(), vec!["g/1".to_owned()]);
     }
 

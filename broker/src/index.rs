@@ -83,10 +83,7 @@ pub(crate) enum IndexDamage {
 
 /// The entry with the largest relative offset `<= relative_offset`, if any: where to start
 /// scanning for that offset. `None` means "from the start of the segment".
-pub(crate) fn lookup_offset(
-    entries: &[OffsetIndexEntry],
-    relative_offset: u32,
-) -> Option<OffsetIndexEntry> {
+pub(crate) fn lookup_offset(entries: &[OffsetIndexEntry], relative_offset: u32) -> Option<OffsetIndexEntry> {
     let after = entries.partition_point(|entry| entry.relative_offset <= relative_offset);
     after.checked_sub(1).map(|index| entries[index])
 }
@@ -100,27 +97,19 @@ pub(crate) fn lookup_time(entries: &[TimeIndexEntry], timestamp: i64) -> Option<
 }
 
 /// Parses an offset-index file and checks it against its segment's size.
-pub(crate) fn parse_offset_index(
-    bytes: &[u8],
-    segment_size: u64,
-) -> Result<Vec<OffsetIndexEntry>, IndexDamage> {
+pub(crate) fn parse_offset_index(bytes: &[u8], segment_size: u64) -> Result<Vec<OffsetIndexEntry>, IndexDamage> {
     if !bytes.len().is_multiple_of(OFFSET_INDEX_ENTRY_SIZE) {
         return Err(IndexDamage::TornEntry);
     }
-    let entries: Vec<OffsetIndexEntry> = bytes
-        .chunks_exact(OFFSET_INDEX_ENTRY_SIZE)
-        .map(OffsetIndexEntry::from_bytes)
-        .collect();
-    let ordered = entries.windows(2).all(|pair| {
-        pair[0].relative_offset < pair[1].relative_offset && pair[0].position < pair[1].position
-    });
+    let entries: Vec<OffsetIndexEntry> =
+        bytes.chunks_exact(OFFSET_INDEX_ENTRY_SIZE).map(OffsetIndexEntry::from_bytes).collect();
+    let ordered = entries
+        .windows(2)
+        .all(|pair| pair[0].relative_offset < pair[1].relative_offset && pair[0].position < pair[1].position);
     if !ordered {
         return Err(IndexDamage::OutOfOrder);
     }
-    if entries
-        .last()
-        .is_some_and(|last| u64::from(last.position) >= segment_size)
-    {
+    if entries.last().is_some_and(|last| u64::from(last.position) >= segment_size) {
         return Err(IndexDamage::PastEnd);
     }
     Ok(entries)
@@ -131,13 +120,11 @@ pub(crate) fn parse_time_index(bytes: &[u8]) -> Result<Vec<TimeIndexEntry>, Inde
     if !bytes.len().is_multiple_of(TIME_INDEX_ENTRY_SIZE) {
         return Err(IndexDamage::TornEntry);
     }
-    let entries: Vec<TimeIndexEntry> = bytes
-        .chunks_exact(TIME_INDEX_ENTRY_SIZE)
-        .map(TimeIndexEntry::from_bytes)
-        .collect();
-    let ordered = entries.windows(2).all(|pair| {
-        pair[0].timestamp < pair[1].timestamp && pair[0].relative_offset <= pair[1].relative_offset
-    });
+    let entries: Vec<TimeIndexEntry> =
+        bytes.chunks_exact(TIME_INDEX_ENTRY_SIZE).map(TimeIndexEntry::from_bytes).collect();
+    let ordered = entries
+        .windows(2)
+        .all(|pair| pair[0].timestamp < pair[1].timestamp && pair[0].relative_offset <= pair[1].relative_offset);
     if !ordered {
         return Err(IndexDamage::OutOfOrder);
     }
@@ -176,23 +163,15 @@ impl IndexBuilder {
     }
 
     /// Records one batch; returns the entries to append to each index.
-    pub(crate) fn on_batch(
-        &mut self,
-        batch: IndexedBatch,
-    ) -> (Option<OffsetIndexEntry>, Option<TimeIndexEntry>) {
-        if self
-            .max_timestamp
-            .is_none_or(|(timestamp, _)| batch.max_timestamp > timestamp)
-        {
+    pub(crate) fn on_batch(&mut self, batch: IndexedBatch) -> (Option<OffsetIndexEntry>, Option<TimeIndexEntry>) {
+        if self.max_timestamp.is_none_or(|(timestamp, _)| batch.max_timestamp > timestamp) {
             self.max_timestamp = Some((batch.max_timestamp, batch.last_relative_offset));
         }
         let mut offset_entry = None;
         let mut time_entry = None;
         if batch.position > 0 && self.bytes_since_last_entry >= self.interval_bytes {
-            offset_entry = Some(OffsetIndexEntry {
-                relative_offset: batch.base_relative_offset,
-                position: batch.position,
-            });
+            offset_entry =
+                Some(OffsetIndexEntry { relative_offset: batch.base_relative_offset, position: batch.position });
             self.bytes_since_last_entry = 0;
             time_entry = self.time_entry_if_grown();
         }
@@ -216,10 +195,7 @@ impl IndexBuilder {
             return None;
         }
         self.last_time_entry = Some(timestamp);
-        Some(TimeIndexEntry {
-            timestamp,
-            relative_offset,
-        })
+        Some(TimeIndexEntry { timestamp, relative_offset })
     }
 }
 
@@ -233,10 +209,7 @@ mod tests {
             offsets
                 .into_iter()
                 .enumerate()
-                .map(|(index, relative_offset)| OffsetIndexEntry {
-                    relative_offset,
-                    position: index as u32 * 100,
-                })
+                .map(|(index, relative_offset)| OffsetIndexEntry { relative_offset, position: index as u32 * 100 })
                 .collect()
         })
     }
@@ -278,31 +251,13 @@ mod tests {
 
     #[test]
     fn a_torn_or_unordered_index_file_is_refused() {
-        let first = OffsetIndexEntry {
-            relative_offset: 5,
-            position: 100,
-        }
-        .to_bytes();
-        let second = OffsetIndexEntry {
-            relative_offset: 3,
-            position: 200,
-        }
-        .to_bytes();
-        assert_eq!(
-            parse_offset_index(&first[..7], 1000),
-            Err(IndexDamage::TornEntry)
-        );
+        let first = OffsetIndexEntry { relative_offset: 5, position: 100 }.to_bytes();
+        let second = OffsetIndexEntry { relative_offset: 3, position: 200 }.to_bytes();
+        assert_eq!(parse_offset_index(&first[..7], 1000), Err(IndexDamage::TornEntry));
         let unordered: Vec<u8> = first.iter().chain(second.iter()).copied().collect();
-        assert_eq!(
-            parse_offset_index(&unordered, 1000),
-            Err(IndexDamage::OutOfOrder)
-        );
+        assert_eq!(parse_offset_index(&unordered, 1000), Err(IndexDamage::OutOfOrder));
         assert_eq!(parse_offset_index(&first, 100), Err(IndexDamage::PastEnd));
-        let time = TimeIndexEntry {
-            timestamp: 9,
-            relative_offset: 1,
-        }
-        .to_bytes();
+        let time = TimeIndexEntry { timestamp: 9, relative_offset: 1 }.to_bytes();
         assert_eq!(parse_time_index(&time[..11]), Err(IndexDamage::TornEntry));
         assert_eq!(parse_time_index(&time).expect("parses").len(), 1);
     }
@@ -327,16 +282,8 @@ mod tests {
         let positions: Vec<u32> = entries.iter().map(|entry| entry.position).collect();
         assert_eq!(positions, vec![120, 240, 360, 480]);
         assert_eq!(builder.max_timestamp(), Some(9));
-        let last = builder
-            .final_time_entry()
-            .expect("grew since the last entry");
-        assert_eq!(
-            last,
-            TimeIndexEntry {
-                timestamp: 9,
-                relative_offset: 19
-            }
-        );
+        let last = builder.final_time_entry().expect("grew since the last entry");
+        assert_eq!(last, TimeIndexEntry { timestamp: 9, relative_offset: 19 });
         assert_eq!(builder.final_time_entry(), None);
     }
 }

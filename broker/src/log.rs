@@ -28,9 +28,7 @@ use crate::groups::GroupStore;
 use crate::partition::Partition;
 use crate::record::{AppendResult, Record, StoredRecord};
 use crate::retention::RetentionLimits;
-use crate::topic::{
-    metadata_path, partition_dir, read_metadata, validate_topic_name, write_metadata,
-};
+use crate::topic::{metadata_path, partition_dir, read_metadata, validate_topic_name, write_metadata};
 
 /// At most this many fsyncs run at once when several partitions need one.
 const MAX_PARALLEL_SYNCS: usize = 8;
@@ -63,9 +61,7 @@ pub struct Log {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as i64)
 }
 
 impl Log {
@@ -96,10 +92,7 @@ impl Log {
                 return Err(LogError::DirectoryLocked { path: lock_path });
             }
             Err(TryLockError::Error(source)) => {
-                return Err(LogError::Io {
-                    path: lock_path,
-                    source,
-                });
+                return Err(LogError::Io { path: lock_path, source });
             }
         }
 
@@ -127,10 +120,7 @@ impl Log {
         Ok(log)
     }
 
-    fn load_topics(
-        topics_dir: &Path,
-        config: &LogConfig,
-    ) -> Result<BTreeMap<String, Arc<Topic>>, LogError> {
+    fn load_topics(topics_dir: &Path, config: &LogConfig) -> Result<BTreeMap<String, Arc<Topic>>, LogError> {
         let mut topics = BTreeMap::new();
         let mut dirs = Vec::new();
         for entry in std::fs::read_dir(topics_dir).map_err(LogError::io(topics_dir))? {
@@ -158,24 +148,13 @@ impl Log {
                         .map(Arc::new)
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                topics.insert(
-                    topic,
-                    Arc::new(Topic {
-                        config: RwLock::new(topic_config),
-                        partitions,
-                    }),
-                );
+                topics.insert(topic, Arc::new(Topic { config: RwLock::new(topic_config), partitions }));
             }
         }
         // A partition directory without metadata is what an interrupted create or delete leaves.
         let expected: std::collections::HashSet<PathBuf> = topics
             .values()
-            .flat_map(|topic| {
-                topic
-                    .partitions
-                    .iter()
-                    .map(|partition| partition.dir().to_owned())
-            })
+            .flat_map(|topic| topic.partitions.iter().map(|partition| partition.dir().to_owned()))
             .collect();
         for (name, path) in dirs {
             if !expected.contains(&path) {
@@ -197,12 +176,7 @@ impl Log {
     }
 
     fn topic(&self, name: &str) -> Result<Arc<Topic>, LogError> {
-        read(&self.topics)
-            .get(name)
-            .cloned()
-            .ok_or_else(|| LogError::UnknownTopic {
-                topic: name.to_owned(),
-            })
+        read(&self.topics).get(name).cloned().ok_or_else(|| LogError::UnknownTopic { topic: name.to_owned() })
     }
 
     fn partition(&self, topic: &str, partition: u32) -> Result<Arc<Partition>, LogError> {
@@ -210,10 +184,7 @@ impl Log {
             .partitions
             .get(partition as usize)
             .cloned()
-            .ok_or_else(|| LogError::UnknownPartition {
-                topic: topic.to_owned(),
-                partition,
-            })
+            .ok_or_else(|| LogError::UnknownPartition { topic: topic.to_owned(), partition })
     }
 
     /// Creates the topic, or does nothing if it exists with the same partition count (its stored
@@ -255,18 +226,8 @@ impl Log {
         }
         sync_dir(&self.topics_dir)?;
         write_metadata(&self.topics_dir, name, &config)?;
-        tracing::info!(
-            topic = name,
-            partitions = config.partitions,
-            "created topic"
-        );
-        write(&self.topics).insert(
-            name.to_owned(),
-            Arc::new(Topic {
-                config: RwLock::new(config),
-                partitions,
-            }),
-        );
+        tracing::info!(topic = name, partitions = config.partitions, "created topic");
+        write(&self.topics).insert(name.to_owned(), Arc::new(Topic { config: RwLock::new(config), partitions }));
         Ok(())
     }
 
@@ -319,11 +280,8 @@ impl Log {
     /// [`LogError::UnknownTopic`]; [`LogError::Io`].
     pub fn delete_topic(&self, name: &str) -> Result<(), LogError> {
         let _admin = lock(&self.admin);
-        let topic = write(&self.topics)
-            .remove(name)
-            .ok_or_else(|| LogError::UnknownTopic {
-                topic: name.to_owned(),
-            })?;
+        let topic =
+            write(&self.topics).remove(name).ok_or_else(|| LogError::UnknownTopic { topic: name.to_owned() })?;
         for partition in &topic.partitions {
             partition.mark_deleted();
         }
@@ -347,40 +305,22 @@ impl Log {
     ///
     /// [`LogError::UnknownTopic`] / [`LogError::UnknownPartition`]; [`LogError::Encode`] for a
     /// field over 2 GiB; [`LogError::Io`] (a prefix of a multi-batch append may then be written).
-    pub fn append(
-        &self,
-        topic: &str,
-        partition: u32,
-        records: &[Record],
-    ) -> Result<AppendResult, LogError> {
+    pub fn append(&self, topic: &str, partition: u32, records: &[Record]) -> Result<AppendResult, LogError> {
         let handle = self.partition(topic, partition)?;
         let mut encoded = self.encode(topic, partition, records)?;
         let result = handle.append(&mut encoded)?;
         if self.config.flush == FlushPolicy::EveryBatch && result.record_count() > 0 {
             handle.sync_up_to(result.last_offset + 1)?;
         }
-        tracing::trace!(
-            topic,
-            partition,
-            base_offset = result.base_offset,
-            records = records.len(),
-            "appended"
-        );
+        tracing::trace!(topic, partition, base_offset = result.base_offset, records = records.len(), "appended");
         Ok(result)
     }
 
-    fn encode(
-        &self,
-        topic: &str,
-        partition: u32,
-        records: &[Record],
-    ) -> Result<EncodedBatches, LogError> {
-        EncodedBatches::encode(records, self.config.max_batch_bytes).map_err(|source| {
-            LogError::Encode {
-                topic: topic.to_owned(),
-                partition,
-                source,
-            }
+    fn encode(&self, topic: &str, partition: u32, records: &[Record]) -> Result<EncodedBatches, LogError> {
+        EncodedBatches::encode(records, self.config.max_batch_bytes).map_err(|source| LogError::Encode {
+            topic: topic.to_owned(),
+            partition,
+            source,
         })
     }
 
@@ -395,17 +335,11 @@ impl Log {
     /// # Errors
     ///
     /// As [`Log::append`].
-    pub fn append_many(
-        &self,
-        batches: &[(&str, u32, &[Record])],
-    ) -> Result<Vec<AppendResult>, LogError> {
+    pub fn append_many(&self, batches: &[(&str, u32, &[Record])]) -> Result<Vec<AppendResult>, LogError> {
         let prepared = batches
             .iter()
             .map(|(topic, partition, records)| {
-                Ok((
-                    self.partition(topic, *partition)?,
-                    self.encode(topic, *partition, records)?,
-                ))
+                Ok((self.partition(topic, *partition)?, self.encode(topic, *partition, records)?))
             })
             .collect::<Result<Vec<_>, LogError>>()?;
         let mut results = Vec::with_capacity(prepared.len());
@@ -414,10 +348,7 @@ impl Log {
             let result = partition.append(&mut encoded)?;
             if result.record_count() > 0 {
                 let end = result.last_offset + 1;
-                match touched
-                    .iter_mut()
-                    .find(|(seen, _)| Arc::ptr_eq(seen, &partition))
-                {
+                match touched.iter_mut().find(|(seen, _)| Arc::ptr_eq(seen, &partition)) {
                     Some((_, seen_end)) => *seen_end = (*seen_end).max(end),
                     None => touched.push((partition, end)),
                 }
@@ -456,15 +387,8 @@ impl Log {
     /// # Errors
     ///
     /// As [`Log::read`].
-    pub fn read_batches(
-        &self,
-        topic: &str,
-        partition: u32,
-        from: i64,
-        max_bytes: usize,
-    ) -> Result<Bytes, LogError> {
-        self.partition(topic, partition)?
-            .read_batches(from, max_bytes)
+    pub fn read_batches(&self, topic: &str, partition: u32, from: i64, max_bytes: usize) -> Result<Bytes, LogError> {
+        self.partition(topic, partition)?.read_batches(from, max_bytes)
     }
 
     /// The offset of the first record with a timestamp `>= timestamp` (Kafka's ListOffsets by
@@ -473,14 +397,8 @@ impl Log {
     /// # Errors
     ///
     /// As [`Log::read`].
-    pub fn offset_for_timestamp(
-        &self,
-        topic: &str,
-        partition: u32,
-        timestamp: i64,
-    ) -> Result<Option<i64>, LogError> {
-        self.partition(topic, partition)?
-            .offset_for_timestamp(timestamp)
+    pub fn offset_for_timestamp(&self, topic: &str, partition: u32, timestamp: i64) -> Result<Option<i64>, LogError> {
+        self.partition(topic, partition)?.offset_for_timestamp(timestamp)
     }
 
     /// The log start offset: the first offset still stored (moves forward with retention).
@@ -508,11 +426,7 @@ impl Log {
     /// # Errors
     ///
     /// [`LogError::UnknownTopic`] / [`LogError::UnknownPartition`].
-    pub fn end_offset_watch(
-        &self,
-        topic: &str,
-        partition: u32,
-    ) -> Result<watch::Receiver<i64>, LogError> {
+    pub fn end_offset_watch(&self, topic: &str, partition: u32) -> Result<watch::Receiver<i64>, LogError> {
         Ok(self.partition(topic, partition)?.end_offset_watch())
     }
 
@@ -523,11 +437,7 @@ impl Log {
     ///
     /// [`LogError::UnknownTopic`] / [`LogError::UnknownPartition`]; [`LogError::InvalidOffset`]
     /// for a negative offset; [`LogError::InvalidGroupName`]; [`LogError::Io`].
-    pub fn commit_offsets(
-        &self,
-        group: &str,
-        offsets: &[(&str, u32, i64)],
-    ) -> Result<(), LogError> {
+    pub fn commit_offsets(&self, group: &str, offsets: &[(&str, u32, i64)]) -> Result<(), LogError> {
         for (topic, partition, offset) in offsets {
             self.partition(topic, *partition)?;
             if *offset < 0 {
@@ -595,10 +505,7 @@ impl Log {
             if config.cleanup_policy == CleanupPolicy::Compact {
                 continue;
             }
-            let limits = RetentionLimits {
-                retention_bytes: config.retention_bytes,
-                retention_ms: config.retention_ms,
-            };
+            let limits = RetentionLimits { retention_bytes: config.retention_bytes, retention_ms: config.retention_ms };
             if limits == RetentionLimits::default() {
                 continue;
             }
@@ -627,8 +534,7 @@ impl Log {
 
     #[cfg(test)]
     pub(crate) fn partition_for_test(&self, topic: &str, partition: u32) -> Arc<Partition> {
-        self.partition(topic, partition)
-            .expect("partition exists in test")
+        self.partition(topic, partition).expect("partition exists in test")
     }
 }
 
@@ -658,10 +564,7 @@ fn flush_topics(topics: &TopicMap) -> Result<(), LogError> {
 
 /// Runs `work` on every item, on up to [`MAX_PARALLEL_SYNCS`] threads (fsyncs of different
 /// files overlap well), returning the first error after all items ran.
-fn run_parallel<T: Sync>(
-    items: &[T],
-    work: impl Fn(&T) -> Result<(), LogError> + Sync,
-) -> Result<(), LogError> {
+fn run_parallel<T: Sync>(items: &[T], work: impl Fn(&T) -> Result<(), LogError> + Sync) -> Result<(), LogError> {
     if items.len() <= 1 {
         return items.iter().try_for_each(work);
     }

@@ -23,9 +23,7 @@ use crate::fs_util::{lock, remove_file_if_exists, sync_dir};
 use crate::index::{OffsetIndexEntry, lookup_offset, lookup_time};
 use crate::record::{AppendResult, StoredRecord};
 use crate::retention::{RetentionLimits, SegmentSummary, segments_to_delete};
-use crate::segment::{
-    ActiveSegment, BatchReader, SealedSegment, SegmentSlice, parse_segment_file_name,
-};
+use crate::segment::{ActiveSegment, BatchReader, SealedSegment, SegmentSlice, parse_segment_file_name};
 
 #[derive(Debug)]
 struct PartitionState {
@@ -39,9 +37,7 @@ struct PartitionState {
 
 impl PartitionState {
     fn start_offset(&self) -> i64 {
-        self.sealed
-            .front()
-            .map_or(self.active.base_offset(), SealedSegment::base_offset)
+        self.sealed.front().map_or(self.active.base_offset(), SealedSegment::base_offset)
     }
 }
 
@@ -71,11 +67,7 @@ struct ReadPlan {
 const READ_COPY_SLACK_BYTES: u64 = 64 * 1024;
 
 fn corrupt_at(slice: &SegmentSlice, position: u64) -> impl Fn(BatchError) -> LogError + '_ {
-    move |source| LogError::SegmentCorrupt {
-        path: slice.path.to_path_buf(),
-        position,
-        source,
-    }
+    move |source| LogError::SegmentCorrupt { path: slice.path.to_path_buf(), position, source }
 }
 
 /// Reads one segment slice's records into `records` for [`Partition::read`]; returns whether the
@@ -165,8 +157,8 @@ impl Partition {
             let Some(name) = name.to_str() else { continue };
             if let Some(base) = parse_segment_file_name(name, ".log") {
                 bases.push(base);
-            } else if let Some(base) = parse_segment_file_name(name, ".index")
-                .or_else(|| parse_segment_file_name(name, ".timeindex"))
+            } else if let Some(base) =
+                parse_segment_file_name(name, ".index").or_else(|| parse_segment_file_name(name, ".timeindex"))
             {
                 index_files.push((base, entry.path()));
             } else if name.ends_with(".tmp") {
@@ -218,21 +210,14 @@ impl Partition {
             dir,
             index_interval,
             segment_bytes: AtomicU64::new(segment_bytes),
-            state: Mutex::new(PartitionState {
-                sealed,
-                active,
-                dirty: recovered,
-                deleted: false,
-            }),
+            state: Mutex::new(PartitionState { sealed, active, dirty: recovered, deleted: false }),
             synced: Mutex::new(-1),
             end_offset: watch::Sender::new(end),
         })
     }
 
     fn deleted_error(&self) -> LogError {
-        LogError::UnknownTopic {
-            topic: self.topic.to_string(),
-        }
+        LogError::UnknownTopic { topic: self.topic.to_string() }
     }
 
     pub(crate) fn set_segment_bytes(&self, segment_bytes: u64) {
@@ -249,10 +234,7 @@ impl Partition {
         }
         let base = state.active.next_offset();
         if encoded.record_count() == 0 {
-            return Ok(AppendResult {
-                base_offset: base,
-                last_offset: base - 1,
-            });
+            return Ok(AppendResult { base_offset: base, last_offset: base - 1 });
         }
         encoded.assign_offsets(base);
         let spans = encoded.batches();
@@ -267,10 +249,9 @@ impl Partition {
             let mut end = next;
             let mut run_bytes = 0u64;
             while let Some(span) = spans.get(end) {
-                let last_offset =
-                    base + span.first_record as i64 + i64::from(span.record_count) - 1;
-                let fits_size = active.size() + run_bytes + span.len as u64 <= segment_bytes
-                    || (active.size() == 0 && end == next);
+                let last_offset = base + span.first_record as i64 + i64::from(span.record_count) - 1;
+                let fits_size =
+                    active.size() + run_bytes + span.len as u64 <= segment_bytes || (active.size() == 0 && end == next);
                 let fits_offsets = last_offset - active.base_offset() <= i64::from(u32::MAX);
                 if !(fits_size && fits_offsets) {
                     break;
@@ -295,10 +276,7 @@ impl Partition {
             // Sent under the lock so that concurrent appends publish their ends in order.
             self.end_offset.send_replace(end);
         }
-        result.map(|()| AppendResult {
-            base_offset: base,
-            last_offset: end - 1,
-        })
+        result.map(|()| AppendResult { base_offset: base, last_offset: end - 1 })
     }
 
     /// Seals the active segment and starts a new one at the log end.
@@ -341,20 +319,13 @@ impl Partition {
                 return Ok(());
             }
             state.dirty = false;
-            (
-                Arc::clone(state.active.log()),
-                Arc::clone(state.active.log_path()),
-                end,
-            )
+            (Arc::clone(state.active.log()), Arc::clone(state.active.log_path()), end)
         };
         // Segments sealed since the write were fsynced when sealed; the active one is the only
         // one that can hold unsynced data.
         if let Err(source) = log.sync_data() {
             lock(&self.state).dirty = true;
-            return Err(LogError::Io {
-                path: path.to_path_buf(),
-                source,
-            });
+            return Err(LogError::Io { path: path.to_path_buf(), source });
         }
         *synced = (*synced).max(end);
         Ok(())
@@ -391,19 +362,12 @@ impl Partition {
         let state = &mut *state;
         let mut slices: Vec<SegmentSlice> = Vec::new();
         if from >= state.active.base_offset() {
-            let position = position_for(
-                state.active.offset_index(),
-                state.active.base_offset(),
-                from,
-            );
+            let position = position_for(state.active.offset_index(), state.active.base_offset(), from);
             slices.push(state.active.slice(position));
         } else {
             // `from >= start offset`, so some sealed segment starts at or before it. Later
             // segments are captured until they hold `max_bytes`, so the read need not come back.
-            let containing = state
-                .sealed
-                .partition_point(|segment| segment.base_offset() <= from)
-                .saturating_sub(1);
+            let containing = state.sealed.partition_point(|segment| segment.base_offset() <= from).saturating_sub(1);
             let mut planned_bytes = 0u64;
             for segment in state.sealed.range_mut(containing..) {
                 if !slices.is_empty() && planned_bytes >= max_bytes as u64 {
@@ -437,14 +401,7 @@ impl Partition {
         let mut bytes_read = 0u64;
         for slice in &plan.slices {
             let mut reader = BatchReader::for_slice(slice);
-            let finished = read_records(
-                &mut reader,
-                slice,
-                &plan,
-                max_bytes,
-                &mut records,
-                &mut bytes,
-            );
+            let finished = read_records(&mut reader, slice, &plan, max_bytes, &mut records, &mut bytes);
             bytes_read += reader.bytes_read();
             if finished? {
                 break;
@@ -499,29 +456,18 @@ impl Partition {
             }
             let state = &mut *state;
             let newer = |max: Option<i64>| max.is_some_and(|max| max >= timestamp);
-            if let Some(segment) = state
-                .sealed
-                .iter_mut()
-                .find(|segment| newer(segment.max_timestamp()))
-            {
-                let start = lookup_time(segment.time_index()?, timestamp)
-                    .map_or(segment.base_offset(), |entry| {
-                        segment.base_offset() + i64::from(entry.relative_offset) + 1
-                    });
+            if let Some(segment) = state.sealed.iter_mut().find(|segment| newer(segment.max_timestamp())) {
+                let start = lookup_time(segment.time_index()?, timestamp).map_or(segment.base_offset(), |entry| {
+                    segment.base_offset() + i64::from(entry.relative_offset) + 1
+                });
                 let base_offset = segment.base_offset();
                 let position = position_for(segment.offset_index()?, base_offset, start);
                 segment.slice(position)
             } else if newer(state.active.max_timestamp()) {
                 let active = &state.active;
                 let start = lookup_time(active.time_index(), timestamp)
-                    .map_or(active.base_offset(), |entry| {
-                        active.base_offset() + i64::from(entry.relative_offset) + 1
-                    });
-                active.slice(position_for(
-                    active.offset_index(),
-                    active.base_offset(),
-                    start,
-                ))
+                    .map_or(active.base_offset(), |entry| active.base_offset() + i64::from(entry.relative_offset) + 1);
+                active.slice(position_for(active.offset_index(), active.base_offset(), start))
             } else {
                 return Ok(None);
             }
@@ -543,11 +489,7 @@ impl Partition {
     }
 
     /// Deletes the sealed segments that `limits` no longer keep; returns how many.
-    pub(crate) fn enforce_retention(
-        &self,
-        limits: RetentionLimits,
-        now_ms: i64,
-    ) -> Result<usize, LogError> {
+    pub(crate) fn enforce_retention(&self, limits: RetentionLimits, now_ms: i64) -> Result<usize, LogError> {
         let (removed, start) = {
             let mut state = lock(&self.state);
             if state.deleted {
@@ -556,10 +498,7 @@ impl Partition {
             let summaries: Vec<SegmentSummary> = state
                 .sealed
                 .iter()
-                .map(|segment| SegmentSummary {
-                    size: segment.size(),
-                    max_timestamp: segment.max_timestamp(),
-                })
+                .map(|segment| SegmentSummary { size: segment.size(), max_timestamp: segment.max_timestamp() })
                 .collect();
             let count = segments_to_delete(&summaries, state.active.size(), limits, now_ms);
             let removed: Vec<SealedSegment> = state.sealed.drain(..count).collect();

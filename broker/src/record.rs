@@ -60,12 +60,7 @@ pub struct StoredRecord {
 impl StoredRecord {
     /// The record without its offset, as it was appended.
     pub fn into_record(self) -> Record {
-        Record {
-            key: self.key,
-            value: self.value,
-            headers: self.headers,
-            timestamp: self.timestamp,
-        }
+        Record { key: self.key, value: self.value, headers: self.headers, timestamp: self.timestamp }
     }
 
     /// The size this record counts for against a read's `max_bytes`: its payload bytes (key,
@@ -74,11 +69,7 @@ impl StoredRecord {
         let field = |bytes: &Option<Bytes>| bytes.as_ref().map_or(0, Bytes::len);
         16 + field(&self.key)
             + field(&self.value)
-            + self
-                .headers
-                .iter()
-                .map(|(key, value)| key.len() + field(value))
-                .sum::<usize>()
+            + self.headers.iter().map(|(key, value)| key.len() + field(value)).sum::<usize>()
     }
 }
 

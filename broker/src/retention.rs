@@ -53,9 +53,7 @@ pub(crate) fn segments_to_delete(
         sealed
             .iter()
             .take_while(|segment| {
-                segment
-                    .max_timestamp
-                    .is_none_or(|newest| now_ms.saturating_sub(newest) > retention_ms)
+                segment.max_timestamp.is_none_or(|newest| now_ms.saturating_sub(newest) > retention_ms)
             })
             .count()
     });
@@ -67,34 +65,22 @@ mod tests {
     use super::*;
 
     fn segment(size: u64, max_timestamp: i64) -> SegmentSummary {
-        SegmentSummary {
-            size,
-            max_timestamp: Some(max_timestamp),
-        }
+        SegmentSummary { size, max_timestamp: Some(max_timestamp) }
     }
 
     #[test]
     fn size_retention_keeps_at_least_retention_bytes() {
         let sealed = [segment(100, 0), segment(100, 0), segment(100, 0)];
-        let limits = RetentionLimits {
-            retention_bytes: Some(150),
-            retention_ms: None,
-        };
+        let limits = RetentionLimits { retention_bytes: Some(150), retention_ms: None };
         // 350 bytes in all; dropping two segments leaves 150, dropping three would leave 50.
         assert_eq!(segments_to_delete(&sealed, 50, limits, 0), 2);
-        assert_eq!(
-            segments_to_delete(&sealed, 50, RetentionLimits::default(), 0),
-            0
-        );
+        assert_eq!(segments_to_delete(&sealed, 50, RetentionLimits::default(), 0), 0);
     }
 
     #[test]
     fn time_retention_deletes_a_prefix_of_expired_segments() {
         let sealed = [segment(10, 100), segment(10, 5_000), segment(10, 200)];
-        let limits = RetentionLimits {
-            retention_bytes: None,
-            retention_ms: Some(1_000),
-        };
+        let limits = RetentionLimits { retention_bytes: None, retention_ms: Some(1_000) };
         // The third is old too, but the second is not, and only a prefix goes.
         assert_eq!(segments_to_delete(&sealed, 0, limits, 5_500), 1);
         assert_eq!(segments_to_delete(&sealed, 0, limits, 10_000), 3);
@@ -103,10 +89,7 @@ mod tests {
     #[test]
     fn the_stricter_limit_wins() {
         let sealed = [segment(100, 0), segment(100, 10_000), segment(100, 10_000)];
-        let limits = RetentionLimits {
-            retention_bytes: Some(100),
-            retention_ms: Some(1_000),
-        };
+        let limits = RetentionLimits { retention_bytes: Some(100), retention_ms: Some(1_000) };
         assert_eq!(segments_to_delete(&sealed, 0, limits, 5_000), 2);
     }
 }

@@ -26,8 +26,7 @@ use crate::batch::{BATCH_HEADER_SIZE, BatchError, BatchHeader, BatchSpan, Encode
 use crate::error::LogError;
 use crate::fs_util::remove_file_if_exists;
 use crate::index::{
-    IndexBuilder, IndexedBatch, OffsetIndexEntry, TimeIndexEntry, parse_offset_index,
-    parse_time_index,
+    IndexBuilder, IndexedBatch, OffsetIndexEntry, TimeIndexEntry, parse_offset_index, parse_time_index,
 };
 use crate::validator::{ScanOutcome, scan_segment};
 
@@ -102,15 +101,7 @@ pub(crate) struct BatchReader<'a> {
 
 impl<'a> BatchReader<'a> {
     pub(crate) fn new(file: &'a File, path: &'a Arc<Path>, start: u64, end: u64) -> Self {
-        BatchReader {
-            file,
-            path,
-            position: start,
-            end,
-            chunk: Bytes::new(),
-            chunk_start: start,
-            bytes_read: 0,
-        }
+        BatchReader { file, path, position: start, end, chunk: Bytes::new(), chunk_start: start, bytes_read: 0 }
     }
 
     pub(crate) fn for_slice(slice: &'a SegmentSlice) -> Self {
@@ -118,11 +109,7 @@ impl<'a> BatchReader<'a> {
     }
 
     fn corrupt(&self, source: BatchError) -> LogError {
-        LogError::SegmentCorrupt {
-            path: self.path.to_path_buf(),
-            position: self.position,
-            source,
-        }
+        LogError::SegmentCorrupt { path: self.path.to_path_buf(), position: self.position, source }
     }
 
     /// Makes `len` bytes from `self.position` available in `self.chunk`; returns their start
@@ -135,9 +122,7 @@ impl<'a> BatchReader<'a> {
         let available = (self.end - self.position) as usize;
         let read_len = len.max(READ_AHEAD_BYTES).min(available);
         let mut buf = vec![0u8; read_len];
-        self.file
-            .read_exact_at(&mut buf, self.position)
-            .map_err(LogError::io(self.path.to_path_buf()))?;
+        self.file.read_exact_at(&mut buf, self.position).map_err(LogError::io(self.path.to_path_buf()))?;
         self.bytes_read += read_len as u64;
         self.chunk = Bytes::from(buf);
         self.chunk_start = self.position;
@@ -156,54 +141,32 @@ impl<'a> BatchReader<'a> {
         }
         let remaining = self.end - self.position;
         if remaining < BATCH_HEADER_SIZE as u64 {
-            return Err(self.corrupt(BatchError::Truncated {
-                needed: BATCH_HEADER_SIZE,
-                available: remaining as usize,
-            }));
+            return Err(
+                self.corrupt(BatchError::Truncated { needed: BATCH_HEADER_SIZE, available: remaining as usize })
+            );
         }
         let at = self.fill(BATCH_HEADER_SIZE)?;
         let header = BatchHeader::parse(&self.chunk[at..]).map_err(|error| self.corrupt(error))?;
         let size = header.size();
         if size as u64 > remaining {
-            return Err(self.corrupt(BatchError::Truncated {
-                needed: size,
-                available: remaining as usize,
-            }));
+            return Err(self.corrupt(BatchError::Truncated { needed: size, available: remaining as usize }));
         }
         let at = self.fill(size)?;
-        let batch = RawBatch {
-            position: self.position,
-            header,
-            bytes: self.chunk.slice(at..at + size),
-        };
+        let batch = RawBatch { position: self.position, header, bytes: self.chunk.slice(at..at + size) };
         self.position += size as u64;
         Ok(Some(batch))
     }
 }
 
 fn open_log_for_append(path: &Path, create: bool) -> Result<File, LogError> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(create)
-        .open(path)
-        .map_err(LogError::io(path))
+    OpenOptions::new().read(true).write(true).create_new(create).open(path).map_err(LogError::io(path))
 }
 
 fn open_index_for_append(path: &Path) -> Result<File, LogError> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
-        .map_err(LogError::io(path))
+    OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path).map_err(LogError::io(path))
 }
 
-fn encode_entries<const N: usize, T: Copy>(
-    entries: &[T],
-    to_bytes: impl Fn(T) -> [u8; N],
-) -> Vec<u8> {
+fn encode_entries<const N: usize, T: Copy>(entries: &[T], to_bytes: impl Fn(T) -> [u8; N]) -> Vec<u8> {
     entries.iter().flat_map(|entry| to_bytes(*entry)).collect()
 }
 
@@ -234,11 +197,7 @@ pub(crate) struct RecoveryReport {
 
 impl ActiveSegment {
     /// Creates a new, empty segment starting at `base_offset`.
-    pub(crate) fn create(
-        dir: &Path,
-        base_offset: i64,
-        index_interval: u32,
-    ) -> Result<Self, LogError> {
+    pub(crate) fn create(dir: &Path, base_offset: i64, index_interval: u32) -> Result<Self, LogError> {
         let paths = SegmentPaths::new(dir, base_offset);
         let log = open_log_for_append(&paths.log, true)?;
         Ok(ActiveSegment {
@@ -268,14 +227,8 @@ impl ActiveSegment {
         let paths = SegmentPaths::new(dir, base_offset);
         let log = open_log_for_append(&paths.log, false)?;
         let size = log.metadata().map_err(LogError::io(&*paths.log))?.len();
-        let ScanOutcome {
-            valid_size,
-            next_offset,
-            index,
-            time_index,
-            builder,
-            damage,
-        } = scan_segment(&log, &paths.log, base_offset, size, index_interval)?;
+        let ScanOutcome { valid_size, next_offset, index, time_index, builder, damage } =
+            scan_segment(&log, &paths.log, base_offset, size, index_interval)?;
         if valid_size < size {
             log.set_len(valid_size).map_err(LogError::io(&*paths.log))?;
             log.sync_all().map_err(LogError::io(&*paths.log))?;
@@ -301,10 +254,7 @@ impl ActiveSegment {
             builder,
             index_files_stale: false,
         };
-        let report = RecoveryReport {
-            truncated_bytes: size - valid_size,
-            damage,
-        };
+        let report = RecoveryReport { truncated_bytes: size - valid_size, damage };
         Ok((segment, report))
     }
 
@@ -352,9 +302,7 @@ impl ActiveSegment {
             return Ok(());
         };
         let run = &encoded.bytes()[first.position..last.position + last.len];
-        self.log
-            .write_all_at(run, self.size)
-            .map_err(LogError::io(&*self.paths.log))?;
+        self.log.write_all_at(run, self.size).map_err(LogError::io(&*self.paths.log))?;
         let mut new_index = Vec::new();
         let mut new_time_index = Vec::new();
         for span in spans {
@@ -382,10 +330,7 @@ impl ActiveSegment {
     fn push_index_entries(&mut self, index: &[OffsetIndexEntry], time_index: &[TimeIndexEntry]) {
         if !index.is_empty() {
             let at = (self.index.len() * crate::index::OFFSET_INDEX_ENTRY_SIZE) as u64;
-            if let Err(error) = self
-                .index_file
-                .write_all_at(&encode_entries(index, OffsetIndexEntry::to_bytes), at)
-            {
+            if let Err(error) = self.index_file.write_all_at(&encode_entries(index, OffsetIndexEntry::to_bytes), at) {
                 tracing::warn!(path = %self.paths.index.display(), %error, "offset index write failed; it will be rewritten at seal");
                 self.index_files_stale = true;
             }
@@ -393,9 +338,8 @@ impl ActiveSegment {
         }
         if !time_index.is_empty() {
             let at = (self.time_index.len() * crate::index::TIME_INDEX_ENTRY_SIZE) as u64;
-            if let Err(error) = self
-                .time_index_file
-                .write_all_at(&encode_entries(time_index, TimeIndexEntry::to_bytes), at)
+            if let Err(error) =
+                self.time_index_file.write_all_at(&encode_entries(time_index, TimeIndexEntry::to_bytes), at)
             {
                 tracing::warn!(path = %self.paths.time_index.display(), %error, "time index write failed; it will be rewritten at seal");
                 self.index_files_stale = true;
@@ -412,11 +356,7 @@ impl ActiveSegment {
             self.push_index_entries(&[], &[entry]);
         }
         if self.index_files_stale {
-            rewrite(
-                &self.index_file,
-                &self.paths.index,
-                &encode_entries(&self.index, OffsetIndexEntry::to_bytes),
-            )?;
+            rewrite(&self.index_file, &self.paths.index, &encode_entries(&self.index, OffsetIndexEntry::to_bytes))?;
             rewrite(
                 &self.time_index_file,
                 &self.paths.time_index,
@@ -424,15 +364,9 @@ impl ActiveSegment {
             )?;
             self.index_files_stale = false;
         }
-        self.log
-            .sync_data()
-            .map_err(LogError::io(&*self.paths.log))?;
-        self.index_file
-            .sync_data()
-            .map_err(LogError::io(&self.paths.index))?;
-        self.time_index_file
-            .sync_data()
-            .map_err(LogError::io(&self.paths.time_index))
+        self.log.sync_data().map_err(LogError::io(&*self.paths.log))?;
+        self.index_file.sync_data().map_err(LogError::io(&self.paths.index))?;
+        self.time_index_file.sync_data().map_err(LogError::io(&self.paths.time_index))
     }
 
     /// The read-only form of this segment. Call [`Self::prepare_seal`] first.
@@ -450,12 +384,7 @@ impl ActiveSegment {
     }
 
     pub(crate) fn slice(&self, start: u64) -> SegmentSlice {
-        SegmentSlice {
-            log: Arc::clone(&self.log),
-            path: Arc::clone(&self.paths.log),
-            start,
-            end: self.size,
-        }
+        SegmentSlice { log: Arc::clone(&self.log), path: Arc::clone(&self.paths.log), start, end: self.size }
     }
 }
 
@@ -482,11 +411,7 @@ pub(crate) struct SealedSegment {
 impl SealedSegment {
     /// Opens a sealed segment at startup. Its age comes from the last time-index entry; only a
     /// missing or damaged time index costs a scan of the segment.
-    pub(crate) fn open(
-        dir: &Path,
-        base_offset: i64,
-        index_interval: u32,
-    ) -> Result<Self, LogError> {
+    pub(crate) fn open(dir: &Path, base_offset: i64, index_interval: u32) -> Result<Self, LogError> {
         let paths = SegmentPaths::new(dir, base_offset);
         let log = File::open(&paths.log).map_err(LogError::io(&*paths.log))?;
         let size = log.metadata().map_err(LogError::io(&*paths.log))?.len();
@@ -524,9 +449,7 @@ impl SealedSegment {
     /// The offset index, loaded (and checked, and rebuilt if damaged) on first use.
     pub(crate) fn offset_index(&mut self) -> Result<&[OffsetIndexEntry], LogError> {
         if self.index.is_none() {
-            match read_index_file(&self.paths.index)
-                .map(|bytes| parse_offset_index(&bytes, self.size))
-            {
+            match read_index_file(&self.paths.index).map(|bytes| parse_offset_index(&bytes, self.size)) {
                 Ok(Ok(entries)) => self.index = Some(entries),
                 Ok(Err(damage)) => {
                     tracing::warn!(path = %self.paths.index.display(), ?damage, "rebuilding damaged offset index");
@@ -554,31 +477,17 @@ impl SealedSegment {
 
     /// Scans the segment and rewrites both index files from what it finds.
     fn rebuild_indexes(&mut self) -> Result<(), LogError> {
-        let mut outcome = scan_segment(
-            &self.log,
-            &self.paths.log,
-            self.base_offset,
-            self.size,
-            self.index_interval,
-        )?;
+        let mut outcome = scan_segment(&self.log, &self.paths.log, self.base_offset, self.size, self.index_interval)?;
         if let Some((position, error)) = &outcome.damage {
             // Sealed segments were fsynced whole, so this is damage after the fact. Keep the file
             // (truncating would leave a hole in the offsets); reads past this point will fail with
             // SegmentCorrupt.
             tracing::error!(path = %self.paths.log.display(), position, %error, "sealed segment is corrupt");
         }
-        outcome
-            .time_index
-            .extend(outcome.builder.final_time_entry());
+        outcome.time_index.extend(outcome.builder.final_time_entry());
         for (path, contents) in [
-            (
-                &self.paths.index,
-                encode_entries(&outcome.index, OffsetIndexEntry::to_bytes),
-            ),
-            (
-                &self.paths.time_index,
-                encode_entries(&outcome.time_index, TimeIndexEntry::to_bytes),
-            ),
+            (&self.paths.index, encode_entries(&outcome.index, OffsetIndexEntry::to_bytes)),
+            (&self.paths.time_index, encode_entries(&outcome.time_index, TimeIndexEntry::to_bytes)),
         ] {
             if let Err(error) = crate::fs_util::write_atomically(path, &contents) {
                 tracing::warn!(path = %path.display(), %error, "could not rewrite index; it stays in memory");
@@ -591,12 +500,7 @@ impl SealedSegment {
     }
 
     pub(crate) fn slice(&self, start: u64) -> SegmentSlice {
-        SegmentSlice {
-            log: Arc::clone(&self.log),
-            path: Arc::clone(&self.paths.log),
-            start,
-            end: self.size,
-        }
+        SegmentSlice { log: Arc::clone(&self.log), path: Arc::clone(&self.paths.log), start, end: self.size }
     }
 
     /// Deletes the segment's files. Readers holding its handle keep reading the unlinked file.
@@ -618,18 +522,9 @@ mod tests {
         let paths = SegmentPaths::new(Path::new("/d"), 1234);
         assert_eq!(&*paths.log, Path::new("/d/00000000000000001234.log"));
         assert_eq!(paths.index, Path::new("/d/00000000000000001234.index"));
-        assert_eq!(
-            paths.time_index,
-            Path::new("/d/00000000000000001234.timeindex")
-        );
-        assert_eq!(
-            parse_segment_file_name("00000000000000001234.log", ".log"),
-            Some(1234)
-        );
+        assert_eq!(paths.time_index, Path::new("/d/00000000000000001234.timeindex"));
+        assert_eq!(parse_segment_file_name("00000000000000001234.log", ".log"), Some(1234));
         assert_eq!(parse_segment_file_name("1234.log", ".log"), None);
-        assert_eq!(
-            parse_segment_file_name("00000000000000001234.index", ".log"),
-            None
-        );
+        assert_eq!(parse_segment_file_name("00000000000000001234.index", ".log"), None);
     }
 }

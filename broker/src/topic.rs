@@ -22,12 +22,7 @@ const FORMAT_VERSION: u32 = 1;
 /// Checks a topic name against Kafka's rules: 1 to 249 characters from `[a-zA-Z0-9._-]`, and
 /// not `.` or `..`. The same rules keep names safe as directory names.
 pub(crate) fn validate_topic_name(name: &str) -> Result<(), LogError> {
-    let invalid = |reason| {
-        Err(LogError::InvalidTopicName {
-            topic: name.to_owned(),
-            reason,
-        })
-    };
+    let invalid = |reason| Err(LogError::InvalidTopicName { topic: name.to_owned(), reason });
     if name.is_empty() {
         return invalid("empty");
     }
@@ -37,10 +32,7 @@ pub(crate) fn validate_topic_name(name: &str) -> Result<(), LogError> {
     if name == "." || name == ".." {
         return invalid("'.' and '..' are reserved");
     }
-    if !name
-        .bytes()
-        .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-'))
-    {
+    if !name.bytes().all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-')) {
         return invalid("only ASCII letters, digits, '.', '_' and '-' are allowed");
     }
     Ok(())
@@ -63,16 +55,8 @@ struct TopicMetadata {
 }
 
 /// Atomically writes a topic's metadata file.
-pub(crate) fn write_metadata(
-    topics_dir: &Path,
-    topic: &str,
-    config: &TopicConfig,
-) -> Result<(), LogError> {
-    let metadata = TopicMetadata {
-        version: FORMAT_VERSION,
-        name: topic.to_owned(),
-        config: config.clone(),
-    };
+pub(crate) fn write_metadata(topics_dir: &Path, topic: &str, config: &TopicConfig) -> Result<(), LogError> {
+    let metadata = TopicMetadata { version: FORMAT_VERSION, name: topic.to_owned(), config: config.clone() };
     let json = serde_json::to_vec_pretty(&metadata).expect("plain structs serialize to JSON");
     write_atomically(&metadata_path(topics_dir, topic), &json)
 }
@@ -81,10 +65,7 @@ pub(crate) fn write_metadata(
 pub(crate) fn read_metadata(path: &Path) -> Result<(String, TopicConfig), LogError> {
     let bytes = std::fs::read(path).map_err(LogError::io(path))?;
     let metadata: TopicMetadata =
-        serde_json::from_slice(&bytes).map_err(|source| LogError::MetadataCorrupt {
-            path: path.to_owned(),
-            source,
-        })?;
+        serde_json::from_slice(&bytes).map_err(|source| LogError::MetadataCorrupt { path: path.to_owned(), source })?;
     Ok((metadata.name, metadata.config))
 }
 

@@ -61,9 +61,7 @@ pub(crate) fn scan_segment(
         let batch = match reader.next_batch() {
             Ok(Some(batch)) => batch,
             Ok(None) => break,
-            Err(LogError::SegmentCorrupt {
-                position, source, ..
-            }) => {
+            Err(LogError::SegmentCorrupt { position, source, .. }) => {
                 outcome.damage = Some((position, source));
                 break;
             }
@@ -92,20 +90,13 @@ pub(crate) fn scan_segment(
 fn validate(batch: &[u8], expected_offset: i64, segment_base: i64) -> Result<(), BatchError> {
     let header = check_batch(batch)?;
     if header.base_offset != expected_offset {
-        return Err(BatchError::OffsetOutOfSequence {
-            expected: expected_offset,
-            found: header.base_offset,
-        });
+        return Err(BatchError::OffsetOutOfSequence { expected: expected_offset, found: header.base_offset });
     }
     if header.partition_leader_epoch != LEADER_EPOCH {
-        return Err(BatchError::InvalidHeader {
-            reason: "unexpected partition leader epoch",
-        });
+        return Err(BatchError::InvalidHeader { reason: "unexpected partition leader epoch" });
     }
     if header.last_offset() - segment_base > i64::from(u32::MAX) {
-        return Err(BatchError::InvalidHeader {
-            reason: "offset too far from the segment's base offset",
-        });
+        return Err(BatchError::InvalidHeader { reason: "offset too far from the segment's base offset" });
     }
     Ok(())
 }
@@ -168,15 +159,6 @@ mod tests {
         let size = file.metadata().expect("metadata").len();
         let outcome = scan_segment(&file, &path, 0, size, 0).expect("scan");
         assert_eq!(outcome.valid_size, ends[0]);
-        assert!(matches!(
-            outcome.damage,
-            Some((
-                _,
-                BatchError::OffsetOutOfSequence {
-                    expected: 3,
-                    found: 0
-                }
-            ))
-        ));
+        assert!(matches!(outcome.damage, Some((_, BatchError::OffsetOutOfSequence { expected: 3, found: 0 }))));
     }
 }

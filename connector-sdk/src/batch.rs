@@ -221,11 +221,7 @@ impl SourceBatchWriter {
     /// As [`push`](Self::push), except that the value is whatever `write_value` appends to the
     /// buffer it is given (`record.value` is ignored): the value is built in place, saving a copy
     /// per record where values are large and generated.
-    pub fn push_with_value(
-        &mut self,
-        record: &SourceRecordRef<'_>,
-        write_value: impl FnOnce(&mut Vec<u8>),
-    ) {
+    pub fn push_with_value(&mut self, record: &SourceRecordRef<'_>, write_value: impl FnOnce(&mut Vec<u8>)) {
         put_bytes(&mut self.buf, Some(record.topic.as_bytes()));
         self.buf.extend_from_slice(&record.partition.to_le_bytes());
         self.buf.extend_from_slice(&record.timestamp.unwrap_or(NO_TIMESTAMP).to_le_bytes());
@@ -240,7 +236,6 @@ impl SourceBatchWriter {
         put_bytes(&mut self.buf, Some(record.source_position));
         self.count += 1;
     }
-
 }
 
 /// Builds a packed sink batch (host side).
@@ -278,7 +273,6 @@ impl SinkBatchWriter {
         }
         self.count += 1;
     }
-
 }
 
 fn put_bytes(buf: &mut Vec<u8>, bytes: Option<&[u8]>) {
@@ -349,8 +343,7 @@ impl<'a> Cursor<'a> {
     fn string(&mut self) -> Result<&'a str, BatchError> {
         let position = self.position;
         let bytes = self.required_bytes()?;
-        std::str::from_utf8(bytes)
-            .map_err(|_| BatchError::NotUtf8 { record: self.record, position })
+        std::str::from_utf8(bytes).map_err(|_| BatchError::NotUtf8 { record: self.record, position })
     }
 
     /// Validate `count` headers and return them as a lazily decoded view.
@@ -501,8 +494,7 @@ mod tests {
         writer.push("t", 3, 42, 7, None, Some(b"v"), headers.iter().copied());
         writer.push("u", 0, 43, 8, Some(b""), None, std::iter::empty());
         let bytes = writer.finish();
-        let records: Vec<_> =
-            SinkBatchReader::new(&bytes).unwrap().collect::<Result<_, _>>().unwrap();
+        let records: Vec<_> = SinkBatchReader::new(&bytes).unwrap().collect::<Result<_, _>>().unwrap();
         assert_eq!(records.len(), 2);
         assert_eq!(records[0].topic, "t");
         assert_eq!(records[0].offset, 42);
@@ -550,8 +542,7 @@ mod tests {
         });
         let bytes = writer.finish();
         for cut in 0..bytes.len() {
-            let result: Result<Vec<_>, _> =
-                SourceBatchReader::new(&bytes[..cut]).and_then(|reader| reader.collect());
+            let result: Result<Vec<_>, _> = SourceBatchReader::new(&bytes[..cut]).and_then(|reader| reader.collect());
             assert!(result.is_err(), "cut at {cut} decoded");
         }
         let mut longer = bytes.clone();

@@ -31,8 +31,7 @@ use crate::types::{ConnectorError, FieldError};
 /// ```
 pub fn parse<T: DeserializeOwned>(config: &str) -> Result<T, FieldError> {
     let mut deserializer = serde_json::Deserializer::from_str(config);
-    let parsed: T =
-        serde_path_to_error::deserialize(&mut deserializer).map_err(|error| field_error(&error))?;
+    let parsed: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| field_error(&error))?;
     deserializer.end().map_err(|error| FieldError::new("", message_of(&error)))?;
     Ok(parsed)
 }

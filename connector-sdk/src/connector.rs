@@ -36,10 +36,7 @@ pub trait Connector {
     ///
     /// # Errors
     /// When the work cannot be split; usually [`ConnectorError::InvalidConfig`].
-    fn task_configs(
-        config: &Self::Config,
-        max_tasks: u32,
-    ) -> Result<Vec<serde_json::Value>, ConnectorError> {
+    fn task_configs(config: &Self::Config, max_tasks: u32) -> Result<Vec<serde_json::Value>, ConnectorError> {
         let _ = (config, max_tasks);
         Ok(vec![serde_json::Value::Null])
     }

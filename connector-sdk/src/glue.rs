@@ -79,10 +79,7 @@ pub(crate) fn validate<C: Connector>(config: &str) -> Result<(), Vec<FieldError>
     C::validate(&config)
 }
 
-pub(crate) fn task_configs<C: Connector>(
-    config: &str,
-    max_tasks: u32,
-) -> Result<Vec<String>, ConnectorError> {
+pub(crate) fn task_configs<C: Connector>(config: &str, max_tasks: u32) -> Result<Vec<String>, ConnectorError> {
     if max_tasks == 0 {
         return Err(ConnectorError::invalid_config("tasks.max", "must be at least 1"));
     }
@@ -98,17 +95,12 @@ pub(crate) fn task_configs<C: Connector>(
     Ok(tasks.iter().map(serde_json::Value::to_string).collect())
 }
 
-fn open_context(
-    task_config: &str,
-    task_id: u32,
-    host: Box<dyn Host>,
-) -> Result<TaskContext, ConnectorError> {
+fn open_context(task_config: &str, task_id: u32, host: Box<dyn Host>) -> Result<TaskContext, ConnectorError> {
     let task_config = if task_config.trim().is_empty() {
         serde_json::Value::Null
     } else {
-        serde_json::from_str(task_config).map_err(|error| {
-            ConnectorError::InvalidConfig(format!("task config is not JSON: {error}"))
-        })?
+        serde_json::from_str(task_config)
+            .map_err(|error| ConnectorError::InvalidConfig(format!("task config is not JSON: {error}")))?
     };
     Ok(TaskContext::new(task_id, task_config, host))
 }
@@ -230,9 +222,7 @@ impl<S: Sink> SinkTaskGlue<S> {
             records.push(record.map_err(malformed)?);
         }
         let failures = self.sink.put(&records)?;
-        if let Some(failure) =
-            failures.iter().find(|failure| failure.index as usize >= records.len())
-        {
+        if let Some(failure) = failures.iter().find(|failure| failure.index as usize >= records.len()) {
             return Err(ConnectorError::Fatal(format!(
                 "connector {} reported a failure for record {} of a batch of {}",
                 S::NAME,
@@ -308,10 +298,7 @@ mod tests {
             Ok(())
         }
 
-        fn task_configs(
-            config: &TestConfig,
-            max_tasks: u32,
-        ) -> Result<Vec<serde_json::Value>, ConnectorError> {
+        fn task_configs(config: &TestConfig, max_tasks: u32) -> Result<Vec<serde_json::Value>, ConnectorError> {
             let tasks = config.tasks.unwrap_or(max_tasks);
             Ok((0..tasks).map(|task| serde_json::json!({ "task": task })).collect())
         }
@@ -364,23 +351,14 @@ mod tests {
 
         /// Keeps what it saw in the host's state; fails records whose value is `bad`, and
         /// reports an impossible index for a value `lie`.
-        fn put(
-            &mut self,
-            records: &[SinkRecordRef<'_>],
-        ) -> Result<Vec<RecordFailure>, ConnectorError> {
+        fn put(&mut self, records: &[SinkRecordRef<'_>]) -> Result<Vec<RecordFailure>, ConnectorError> {
             let mut seen = Vec::new();
             let mut failures = Vec::new();
             for (index, record) in records.iter().enumerate() {
                 let headers: Vec<_> = record.headers.iter().collect();
                 seen.push(format!(
                     "{}:{}:{}:{}:{:?}:{:?}:{:?}",
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    record.timestamp,
-                    record.key,
-                    record.value,
-                    headers
+                    record.topic, record.partition, record.offset, record.timestamp, record.key, record.value, headers
                 ));
                 let index = match record.value {
                     Some(b"bad") => index as u32,
@@ -424,14 +402,8 @@ mod tests {
     #[test]
     fn task_configs_are_json_text_and_bounded_by_max_tasks() {
         let connector = native::source_connector::<TestSource>();
-        assert_eq!(
-            connector.task_configs(CONFIG, 2).unwrap(),
-            vec![r#"{"task":0}"#, r#"{"task":1}"#]
-        );
-        assert_eq!(
-            native::sink_connector::<TestSink>().task_configs(CONFIG, 5).unwrap(),
-            vec!["null"]
-        );
+        assert_eq!(connector.task_configs(CONFIG, 2).unwrap(), vec![r#"{"task":0}"#, r#"{"task":1}"#]);
+        assert_eq!(native::sink_connector::<TestSink>().task_configs(CONFIG, 5).unwrap(), vec!["null"]);
         assert!(matches!(
             connector.task_configs(r#"{"records.per.poll":1,"tasks":3}"#, 2),
             Err(ConnectorError::Fatal(_))
@@ -448,12 +420,9 @@ mod tests {
     #[test]
     fn source_batches_round_trip_through_the_glue() {
         let host = MemoryHost::new();
-        let mut task =
-            native::open_source::<TestSource>(CONFIG, r#"{"task":7}"#, 7, Box::new(host.clone()))
-                .unwrap();
+        let mut task = native::open_source::<TestSource>(CONFIG, r#"{"task":7}"#, 7, Box::new(host.clone())).unwrap();
         let batch = task.poll(10).unwrap();
-        let records: Vec<_> =
-            SourceBatchReader::new(&batch).unwrap().collect::<Result<_, _>>().unwrap();
+        let records: Vec<_> = SourceBatchReader::new(&batch).unwrap().collect::<Result<_, _>>().unwrap();
         assert_eq!(records.len(), 3);
         assert_eq!(records[0].topic, "out");
         assert_eq!(records[0].partition, -1);
@@ -462,10 +431,7 @@ mod tests {
         assert_eq!(records[0].key, Some(&b"even"[..]));
         assert_eq!(records[1].key, None);
         assert_eq!(records[2].value, Some(&br#"{"task":7}/2"#[..]));
-        assert_eq!(
-            records[0].headers.iter().collect::<Vec<_>>(),
-            vec![("n", Some(&b"1"[..])), ("empty", None)]
-        );
+        assert_eq!(records[0].headers.iter().collect::<Vec<_>>(), vec![("n", Some(&b"1"[..])), ("empty", None)]);
         assert_eq!(records[2].source_partition, br#"{"task":7}"#);
         assert_eq!(records[2].source_position, b"2");
 
@@ -477,8 +443,7 @@ mod tests {
 
     #[test]
     fn pushing_more_than_max_is_fatal_and_max_zero_polls_nothing() {
-        let mut task =
-            native::open_source::<TestSource>(CONFIG, "", 0, Box::new(MemoryHost::new())).unwrap();
+        let mut task = native::open_source::<TestSource>(CONFIG, "", 0, Box::new(MemoryHost::new())).unwrap();
         assert!(matches!(task.poll(2), Err(ConnectorError::Fatal(_))));
         let batch = task.poll(0).unwrap();
         assert_eq!(SourceBatchReader::new(&batch).unwrap().record_count(), 0);
@@ -487,8 +452,7 @@ mod tests {
     #[test]
     fn open_reports_config_and_task_config_errors() {
         let open = |config: &str, task_config: &str| {
-            native::open_source::<TestSource>(config, task_config, 0, Box::new(MemoryHost::new()))
-                .err()
+            native::open_source::<TestSource>(config, task_config, 0, Box::new(MemoryHost::new())).err()
         };
         assert!(matches!(open("{}", "null"), Some(ConnectorError::InvalidConfig(_))));
         assert!(matches!(open(CONFIG, "{nope"), Some(ConnectorError::InvalidConfig(_))));
@@ -498,25 +462,13 @@ mod tests {
     #[test]
     fn sink_batches_round_trip_through_the_glue() {
         let host = MemoryHost::new();
-        let mut task =
-            native::open_sink::<TestSink>(CONFIG, "null", 0, Box::new(host.clone())).unwrap();
+        let mut task = native::open_sink::<TestSink>(CONFIG, "null", 0, Box::new(host.clone())).unwrap();
         let mut batch = SinkBatchWriter::new();
-        batch.push(
-            "in",
-            2,
-            40,
-            1000,
-            Some(b"k"),
-            Some(b"good"),
-            [("h", Some(&b"v"[..]))].into_iter(),
-        );
+        batch.push("in", 2, 40, 1000, Some(b"k"), Some(b"good"), [("h", Some(&b"v"[..]))].into_iter());
         batch.push("in", 2, 41, 1001, None, Some(b"bad"), std::iter::empty());
         batch.push("in", 3, 7, 1002, None, None, std::iter::empty());
         let failures = task.put(&batch.finish()).unwrap();
-        assert_eq!(
-            failures,
-            vec![RecordFailure { index: 1, error: ConnectorError::fatal("bad value") }]
-        );
+        assert_eq!(failures, vec![RecordFailure { index: 1, error: ConnectorError::fatal("bad value") }]);
         let seen = String::from_utf8(host.state("seen").unwrap()).unwrap();
         assert_eq!(
             seen.lines().collect::<Vec<_>>(),
@@ -532,8 +484,7 @@ mod tests {
 
     #[test]
     fn sink_failures_outside_the_batch_and_malformed_batches_are_fatal() {
-        let mut task =
-            native::open_sink::<TestSink>(CONFIG, "null", 0, Box::new(MemoryHost::new())).unwrap();
+        let mut task = native::open_sink::<TestSink>(CONFIG, "null", 0, Box::new(MemoryHost::new())).unwrap();
         let mut batch = SinkBatchWriter::new();
         batch.push("in", 0, 0, 0, None, Some(b"lie"), std::iter::empty());
         assert!(matches!(task.put(&batch.finish()), Err(ConnectorError::Fatal(_))));

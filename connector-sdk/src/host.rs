@@ -88,11 +88,9 @@ impl TaskContext {
         let wanted = serde_json::from_slice::<serde_json::Value>(partition).ok();
         self.committed_offsets()
             .into_iter()
-            .find(|offset| {
-                match (&wanted, serde_json::from_slice::<serde_json::Value>(&offset.partition)) {
-                    (Some(wanted), Ok(found)) => *wanted == found,
-                    _ => offset.partition == partition,
-                }
+            .find(|offset| match (&wanted, serde_json::from_slice::<serde_json::Value>(&offset.partition)) {
+                (Some(wanted), Ok(found)) => *wanted == found,
+                _ => offset.partition == partition,
             })
             .map(|offset| offset.position)
     }

@@ -107,8 +107,8 @@ mod connector;
 mod export;
 mod glue;
 mod host;
-pub mod postgres;
 pub mod native;
+pub mod postgres;
 mod types;
 
 #[cfg(target_arch = "wasm32")]

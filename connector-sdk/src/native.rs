@@ -51,9 +51,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::connector::{Sink, Source};
-use crate::glue::{
-    ConnectorGlue, DynConnector, DynSinkTask, DynSourceTask, SinkTaskGlue, SourceTaskGlue,
-};
+use crate::glue::{ConnectorGlue, DynConnector, DynSinkTask, DynSourceTask, SinkTaskGlue, SourceTaskGlue};
 use crate::host::{Host, Level};
 use crate::types::{ConnectorError, Kind, SourceOffset};
 
@@ -205,10 +203,7 @@ mod tests {
 
     #[test]
     fn committed_position_matches_partitions_as_json() {
-        let host = MemoryHost::with_committed(vec![
-            offset(r#"{"b":2, "a":1}"#, "p1"),
-            offset("not json", "p2"),
-        ]);
+        let host = MemoryHost::with_committed(vec![offset(r#"{"b":2, "a":1}"#, "p1"), offset("not json", "p2")]);
         let context = crate::TaskContext::new(0, serde_json::Value::Null, Box::new(host));
         assert_eq!(context.committed_position(br#"{"a":1,"b":2}"#), Some(b"p1".to_vec()));
         assert_eq!(context.committed_position(b"not json"), Some(b"p2".to_vec()));

@@ -70,12 +70,30 @@ pub struct SlotCreated {
 /// One replication event. LSNs are plain `u64`s; times are microseconds since 2000-01-01.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WalEvent {
-    Begin { final_lsn: u64, xid: u32, commit_time_micros: i64 },
+    Begin {
+        final_lsn: u64,
+        xid: u32,
+        commit_time_micros: i64,
+    },
     /// One raw pgoutput message (Relation, Insert, Update, Delete, Truncate, Type, Origin).
-    Change { lsn: u64, data: Vec<u8> },
-    Commit { lsn: u64, end_lsn: u64, commit_time_micros: i64 },
-    Message { lsn: u64, transactional: bool, prefix: String, content: Vec<u8> },
-    Keepalive { wal_end: u64 },
+    Change {
+        lsn: u64,
+        data: Vec<u8>,
+    },
+    Commit {
+        lsn: u64,
+        end_lsn: u64,
+        commit_time_micros: i64,
+    },
+    Message {
+        lsn: u64,
+        transactional: bool,
+        prefix: String,
+        content: Vec<u8>,
+    },
+    Keepalive {
+        wal_end: u64,
+    },
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -204,7 +222,8 @@ pub fn query(sql: &str) -> Result<String, PgError> {
 /// As [`query`].
 pub fn query_rows(sql: &str) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, PgError> {
     let text = imp::query(sql)?;
-    serde_json::from_str(&text).map_err(|error| PgError::Usage(format!("the host returned rows that are not JSON: {error}")))
+    serde_json::from_str(&text)
+        .map_err(|error| PgError::Usage(format!("the host returned rows that are not JSON: {error}")))
 }
 
 /// Create a pgoutput slot with an exported snapshot, which the SQL session imports in a

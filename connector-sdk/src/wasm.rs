@@ -13,9 +13,7 @@ use crate::glue::{self, SinkTaskGlue, SourceTaskGlue};
 use crate::host::{Host, Level};
 use crate::types::{ConnectorError, FieldError, Kind, RecordFailure, SourceOffset, Spec};
 
-use sink_world::weir::connector::{
-    log as wit_log, offsets as wit_offsets, state as wit_state, types as wit,
-};
+use sink_world::weir::connector::{log as wit_log, offsets as wit_offsets, state as wit_state, types as wit};
 
 /// The [`Host`] of a component: every call is a WIT import.
 #[derive(Debug, Clone, Copy, Default)]
@@ -75,19 +73,13 @@ fn to_wit_spec(spec: Spec) -> wit::ConnectorSpec {
 }
 
 fn to_wit_field_errors(errors: Vec<FieldError>) -> Vec<wit::FieldError> {
-    errors
-        .into_iter()
-        .map(|error| wit::FieldError { field: error.field, message: error.message })
-        .collect()
+    errors.into_iter().map(|error| wit::FieldError { field: error.field, message: error.message }).collect()
 }
 
 fn to_wit_failures(failures: Vec<RecordFailure>) -> Vec<wit::RecordFailure> {
     failures
         .into_iter()
-        .map(|failure| wit::RecordFailure {
-            index: failure.index,
-            error: to_wit_error(failure.error),
-        })
+        .map(|failure| wit::RecordFailure { index: failure.index, error: to_wit_error(failure.error) })
         .collect()
 }
 
@@ -109,9 +101,7 @@ fn busy() -> wit::ConnectorError {
 #[derive(Debug)]
 pub struct SourceExport<S>(PhantomData<fn() -> S>);
 
-impl<S: Source + 'static> source_world::exports::weir::connector::connector::Guest
-    for SourceExport<S>
-{
+impl<S: Source + 'static> source_world::exports::weir::connector::connector::Guest for SourceExport<S> {
     fn spec() -> wit::ConnectorSpec {
         to_wit_spec(glue::spec::<S>(Kind::Source))
     }
@@ -125,9 +115,7 @@ impl<S: Source + 'static> source_world::exports::weir::connector::connector::Gue
     }
 }
 
-impl<S: Source + 'static> source_world::exports::weir::connector::source::Guest
-    for SourceExport<S>
-{
+impl<S: Source + 'static> source_world::exports::weir::connector::source::Guest for SourceExport<S> {
     type SourceTask = SourceTaskResource<S>;
 }
 
@@ -142,20 +130,15 @@ impl<S> fmt::Debug for SourceTaskResource<S> {
     }
 }
 
-impl<S: Source + 'static> source_world::exports::weir::connector::source::GuestSourceTask
-    for SourceTaskResource<S>
-{
+impl<S: Source + 'static> source_world::exports::weir::connector::source::GuestSourceTask for SourceTaskResource<S> {
     fn open(
         config: String,
         task_config: String,
         task_id: u32,
-    ) -> Result<source_world::exports::weir::connector::source::SourceTask, wit::ConnectorError>
-    {
-        let task = SourceTaskGlue::<S>::open(&config, &task_config, task_id, Box::new(WasmHost))
-            .map_err(to_wit_error)?;
-        Ok(source_world::exports::weir::connector::source::SourceTask::new(Self {
-            task: RefCell::new(task),
-        }))
+    ) -> Result<source_world::exports::weir::connector::source::SourceTask, wit::ConnectorError> {
+        let task =
+            SourceTaskGlue::<S>::open(&config, &task_config, task_id, Box::new(WasmHost)).map_err(to_wit_error)?;
+        Ok(source_world::exports::weir::connector::source::SourceTask::new(Self { task: RefCell::new(task) }))
     }
 
     fn poll(&self, max: u32) -> Result<Vec<u8>, wit::ConnectorError> {
@@ -207,19 +190,14 @@ impl<S> fmt::Debug for SinkTaskResource<S> {
     }
 }
 
-impl<S: Sink + 'static> sink_world::exports::weir::connector::sink::GuestSinkTask
-    for SinkTaskResource<S>
-{
+impl<S: Sink + 'static> sink_world::exports::weir::connector::sink::GuestSinkTask for SinkTaskResource<S> {
     fn open(
         config: String,
         task_config: String,
         task_id: u32,
     ) -> Result<sink_world::exports::weir::connector::sink::SinkTask, wit::ConnectorError> {
-        let task = SinkTaskGlue::<S>::open(&config, &task_config, task_id, Box::new(WasmHost))
-            .map_err(to_wit_error)?;
-        Ok(sink_world::exports::weir::connector::sink::SinkTask::new(Self {
-            task: RefCell::new(task),
-        }))
+        let task = SinkTaskGlue::<S>::open(&config, &task_config, task_id, Box::new(WasmHost)).map_err(to_wit_error)?;
+        Ok(sink_world::exports::weir::connector::sink::SinkTask::new(Self { task: RefCell::new(task) }))
     }
 
     fn put(&self, records: Vec<u8>) -> Result<Vec<wit::RecordFailure>, wit::ConnectorError> {

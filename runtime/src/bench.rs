@@ -78,7 +78,11 @@ impl fmt::Display for BenchReport {
         writeln!(
             f,
             "datagen -> log -> blackhole, {} records per run, batch {}, {} partition(s), flush {:?}, median of {} runs",
-            self.options.records, self.options.batch_size, self.options.partitions, self.options.flush, self.options.runs
+            self.options.records,
+            self.options.batch_size,
+            self.options.partitions,
+            self.options.flush,
+            self.options.runs
         )?;
         writeln!(f, "{:<7} {:>10} {:>14} {:>10} {:>10}", "mode", "value B", "records/s", "MB/s", "wasm/native")?;
         for result in &self.results {

@@ -176,7 +176,8 @@ pub fn redact(
     config
         .iter()
         .map(|(key, value)| {
-            let shown = if is_secret_field(schema, key) { serde_json::Value::String(HIDDEN.into()) } else { value.clone() };
+            let shown =
+                if is_secret_field(schema, key) { serde_json::Value::String(HIDDEN.into()) } else { value.clone() };
             (key.clone(), shown)
         })
         .collect()

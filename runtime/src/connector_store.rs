@@ -61,7 +61,10 @@ impl ConnectorStore {
     /// # Errors
     /// When an internal topic cannot be created or replayed.
     pub fn open(log: Arc<Log>) -> Result<Self, LogError> {
-        Ok(Self { configs: KeyedStore::open(log.clone(), CONFIGS_TOPIC)?, status: KeyedStore::open(log, STATUS_TOPIC)? })
+        Ok(Self {
+            configs: KeyedStore::open(log.clone(), CONFIGS_TOPIC)?,
+            status: KeyedStore::open(log, STATUS_TOPIC)?,
+        })
     }
 
     /// Every stored connector with its target state, by name. Entries that no longer parse are

@@ -228,12 +228,9 @@ impl ConnectorDefinition {
     /// YAML list.
     pub fn topics(&self) -> Vec<String> {
         match self.config.get("topics") {
-            Some(serde_json::Value::String(list)) => list
-                .split(',')
-                .map(str::trim)
-                .filter(|topic| !topic.is_empty())
-                .map(str::to_owned)
-                .collect(),
+            Some(serde_json::Value::String(list)) => {
+                list.split(',').map(str::trim).filter(|topic| !topic.is_empty()).map(str::to_owned).collect()
+            }
             Some(serde_json::Value::Array(items)) => {
                 items.iter().filter_map(|item| item.as_str().map(str::to_owned)).collect()
             }
@@ -357,7 +354,8 @@ impl ConnectorDefinition {
             match key.as_str() {
                 flat_keys::NAME => {
                     if value.as_str() != Some(name) {
-                        errors.push(FieldError::new(key, format!("{value} does not match the connector name `{name}`")));
+                        errors
+                            .push(FieldError::new(key, format!("{value} does not match the connector name `{name}`")));
                     }
                 }
                 flat_keys::CLASS => match value.as_str() {
@@ -414,7 +412,8 @@ impl ConnectorDefinition {
                     }
                 }
                 _ => {
-                    let declared = schema.and_then(|schema| schema.get("properties")).and_then(|properties| properties.get(key));
+                    let declared =
+                        schema.and_then(|schema| schema.get("properties")).and_then(|properties| properties.get(key));
                     definition.config.insert(key.clone(), coerce(value, declared));
                 }
             }
@@ -454,13 +453,22 @@ fn coerce(value: &serde_json::Value, property: Option<&serde_json::Value>) -> se
     let trimmed = text.trim();
     for kind in types {
         let parsed = match kind {
-            "integer" => trimmed.parse::<i64>().ok().map(Value::from).or_else(|| trimmed.parse::<u64>().ok().map(Value::from)),
-            "number" => trimmed.parse::<f64>().ok().and_then(|number| serde_json::Number::from_f64(number).map(Value::Number)),
+            "integer" => {
+                trimmed.parse::<i64>().ok().map(Value::from).or_else(|| trimmed.parse::<u64>().ok().map(Value::from))
+            }
+            "number" => {
+                trimmed.parse::<f64>().ok().and_then(|number| serde_json::Number::from_f64(number).map(Value::Number))
+            }
             "boolean" => trimmed.parse::<bool>().ok().map(Value::Bool),
             "null" => (trimmed.is_empty() || trimmed == "null").then_some(Value::Null),
             "array" => serde_json::from_str::<Value>(trimmed).ok().filter(Value::is_array).or_else(|| {
                 Some(Value::Array(
-                    trimmed.split(',').map(str::trim).filter(|item| !item.is_empty()).map(|item| Value::String(item.into())).collect(),
+                    trimmed
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|item| !item.is_empty())
+                        .map(|item| Value::String(item.into()))
+                        .collect(),
                 ))
             }),
             "object" => serde_json::from_str::<Value>(trimmed).ok().filter(Value::is_object),
@@ -537,8 +545,7 @@ impl ManifestFile {
         // each document straight from the text, so errors carry the field path and the line.
         let mut empty = Vec::new();
         for document in serde_yaml_ng::Deserializer::from_str(&text) {
-            let value = serde_yaml_ng::Value::deserialize(document)
-                .map_err(|error| yaml_error(path, &text, &error))?;
+            let value = serde_yaml_ng::Value::deserialize(document).map_err(|error| yaml_error(path, &text, &error))?;
             empty.push(value.is_null());
         }
         for (index, document) in serde_yaml_ng::Deserializer::from_str(&text).enumerate() {
@@ -546,8 +553,8 @@ impl ManifestFile {
             if empty.get(index).copied().unwrap_or(true) {
                 continue;
             }
-            let definition = ConnectorDefinition::deserialize(document)
-                .map_err(|error| yaml_error(path, &text, &error))?;
+            let definition =
+                ConnectorDefinition::deserialize(document).map_err(|error| yaml_error(path, &text, &error))?;
             let mut definition = definition;
             check_definition(&definition).map_err(|(field, message)| ManifestError {
                 file: path.to_owned(),

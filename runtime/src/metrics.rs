@@ -81,7 +81,11 @@ pub fn render(worker: &Worker) -> String {
         .flat_map(|connector| {
             worker.sink_lag(&connector.name).into_iter().map(move |(topic, partition, lag)| {
                 (
-                    format!("connector=\"{}\",topic=\"{}\",partition=\"{partition}\"", escape(&connector.name), escape(&topic)),
+                    format!(
+                        "connector=\"{}\",topic=\"{}\",partition=\"{partition}\"",
+                        escape(&connector.name),
+                        escape(&topic)
+                    ),
                     lag.to_string(),
                 )
             })

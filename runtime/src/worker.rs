@@ -14,14 +14,15 @@ use weir_broker::{FlushPolicy, Log, LogConfig, LogError};
 use weir_connector_sdk::{FieldError, Kind, SourceOffset};
 
 use crate::config_provider;
-pub use crate::connector_store::TargetState;
 use crate::connector_store::ConnectorStore;
+pub use crate::connector_store::TargetState;
 use crate::host::{EngineError, TaskError, TaskSetup, WasmEngine};
 use crate::manifest::ConnectorDefinition;
 use crate::plugin::{Plugin, PluginError, PluginRegistry};
 use crate::state_store::{OffsetStore, StateStore};
 use crate::task::{
-    ErrorHandling, RetryPolicy, SinkHandle, SinkSettings, SinkTask, SourceHandle, SourceSettings, SourceTask, State, TaskMetrics, TaskStatus,
+    ErrorHandling, RetryPolicy, SinkHandle, SinkSettings, SinkTask, SourceHandle, SourceSettings, SourceTask, State,
+    TaskMetrics, TaskStatus,
 };
 
 /// Worker settings.
@@ -90,7 +91,15 @@ pub enum WorkerError {
 fn format_field_errors(errors: &[FieldError]) -> String {
     errors
         .iter()
-        .map(|error| if error.field.is_empty() { error.message.clone() } else { format!("{}: {}", error.field, error.message) })
+        .map(
+            |error| {
+                if error.field.is_empty() {
+                    error.message.clone()
+                } else {
+                    format!("{}: {}", error.field, error.message)
+                }
+            },
+        )
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -228,7 +237,8 @@ impl Worker {
     ) -> Result<Self, WorkerError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|source| LogError::Io { path: config.data_dir.clone(), source })?;
-        let log = Log::open(config.data_dir.join("log"), LogConfig { flush: config.flush.clone(), ..LogConfig::default() })?;
+        let log =
+            Log::open(config.data_dir.join("log"), LogConfig { flush: config.flush.clone(), ..LogConfig::default() })?;
         let offsets = Arc::new(OffsetStore::open(log.clone())?);
         let state = Arc::new(StateStore::open(log.clone())?);
         let store = Arc::new(ConnectorStore::open(log.clone())?);
@@ -304,7 +314,8 @@ impl Worker {
         let mut resolved = serde_json::Map::new();
         let mut secrets = Vec::new();
         for (key, value) in &definition.config {
-            let single: serde_json::Map<String, serde_json::Value> = [(key.clone(), value.clone())].into_iter().collect();
+            let single: serde_json::Map<String, serde_json::Value> =
+                [(key.clone(), value.clone())].into_iter().collect();
             match config_provider::resolve(&single) {
                 Ok((mut one, found)) => {
                     config_provider::remember(&found);
@@ -323,7 +334,8 @@ impl Worker {
             message: config_provider::scrub(&error.message, &secrets),
         }));
         if plugin.spec().kind == Kind::Sink && definition.topics().is_empty() {
-            errors.push(FieldError { field: "config.topics".into(), message: "a sink needs at least one topic".into() });
+            errors
+                .push(FieldError { field: "config.topics".into(), message: "a sink needs at least one topic".into() });
         }
         if errors.is_empty() {
             if let Err(found) = plugin.validate(&config.to_string()).await {
@@ -358,7 +370,11 @@ impl Worker {
     ///
     /// # Errors
     /// When the definition is invalid or cannot be stored.
-    pub async fn put(&self, definition: ConnectorDefinition, initial: Option<TargetState>) -> Result<bool, WorkerError> {
+    pub async fn put(
+        &self,
+        definition: ConnectorDefinition,
+        initial: Option<TargetState>,
+    ) -> Result<bool, WorkerError> {
         let _changes = self.inner.changes.lock().await;
         let name = definition.name.clone();
         self.validate(&definition).await.map_err(|errors| WorkerError::InvalidConfig { name: name.clone(), errors })?;
@@ -414,7 +430,8 @@ impl Worker {
             tasks: Vec::new(),
             task_configs: Vec::new(),
         };
-        let result = if target == TargetState::Stopped { Ok(()) } else { self.plan_and_start(&plugin, &mut connector).await };
+        let result =
+            if target == TargetState::Stopped { Ok(()) } else { self.plan_and_start(&plugin, &mut connector).await };
         if let Err(error) = &result {
             connector.state = State::Failed;
             connector.trace = Some(error.to_string());
@@ -434,7 +451,9 @@ impl Worker {
         config_provider::remember(&secrets);
         let config = serde_json::Value::Object(resolved).to_string();
         let task_configs = plugin.task_configs(&config, connector.definition.tasks_max).await.map_err(|source| {
-            WorkerError::BadRequest { message: config_provider::scrub(&format!("connector {name}: {source}"), &secrets) }
+            WorkerError::BadRequest {
+                message: config_provider::scrub(&format!("connector {name}: {source}"), &secrets),
+            }
         })?;
         connector.task_configs = task_configs.into_iter().take(connector.definition.tasks_max as usize).collect();
         connector.tasks = (0..connector.task_configs.len() as u32)
@@ -629,7 +648,11 @@ impl Worker {
         for slot in &mut slots {
             if let Some(handle) = slot.handle.take() {
                 if tokio::time::timeout(timeout, handle).await.is_err() {
-                    tracing::warn!(connector = name, timeout_ms = timeout.as_millis() as u64, "task did not stop in time");
+                    tracing::warn!(
+                        connector = name,
+                        timeout_ms = timeout.as_millis() as u64,
+                        "task did not stop in time"
+                    );
                 }
             }
             if slot.state() != State::Failed || state != State::Unassigned {
@@ -840,7 +863,11 @@ impl Worker {
     /// # Errors
     /// When no such connector exists.
     pub fn connector_offsets(&self, name: &str) -> Result<ConnectorOffsets, WorkerError> {
-        let kind = self.connectors().get(name).map(|connector| connector.kind).ok_or_else(|| WorkerError::NotFound { name: name.to_owned() })?;
+        let kind = self
+            .connectors()
+            .get(name)
+            .map(|connector| connector.kind)
+            .ok_or_else(|| WorkerError::NotFound { name: name.to_owned() })?;
         Ok(match kind {
             Kind::Source => ConnectorOffsets::Source(
                 self.inner
@@ -909,7 +936,8 @@ impl Worker {
                         .filter(|(topic, partition, _)| !remove.iter().any(|(t, p, _)| t == topic && p == partition))
                         .collect();
                     self.inner.log.delete_group_offsets(&group)?;
-                    let kept: Vec<(&str, u32, i64)> = kept.iter().map(|(topic, partition, offset)| (topic.as_str(), *partition, *offset)).collect();
+                    let kept: Vec<(&str, u32, i64)> =
+                        kept.iter().map(|(topic, partition, offset)| (topic.as_str(), *partition, *offset)).collect();
                     if !kept.is_empty() {
                         self.inner.log.commit_offsets(&group, &kept)?;
                     }
@@ -924,10 +952,18 @@ impl Worker {
                 }
             }
             (Kind::Source, ConnectorOffsets::Sink(_)) => {
-                return Err(WorkerError::BadRequest { message: format!("connector {name} is a source: its offsets are {{\"partition\": {{...}}, \"offset\": {{...}}}} objects") });
+                return Err(WorkerError::BadRequest {
+                    message: format!(
+                        "connector {name} is a source: its offsets are {{\"partition\": {{...}}, \"offset\": {{...}}}} objects"
+                    ),
+                });
             }
             (Kind::Sink, ConnectorOffsets::Source(_)) => {
-                return Err(WorkerError::BadRequest { message: format!("connector {name} is a sink: its partitions are {{\"kafka_topic\": ..., \"kafka_partition\": ...}} and its offsets {{\"kafka_offset\": ...}}") });
+                return Err(WorkerError::BadRequest {
+                    message: format!(
+                        "connector {name} is a sink: its partitions are {{\"kafka_topic\": ..., \"kafka_partition\": ...}} and its offsets {{\"kafka_offset\": ...}}"
+                    ),
+                });
             }
         }
         tracing::info!(connector = name, "offsets altered");
@@ -976,7 +1012,12 @@ impl Worker {
 
     /// The consumer lag of a sink connector per (topic, partition): end offset − committed.
     pub fn sink_lag(&self, name: &str) -> Vec<(String, u32, i64)> {
-        let Some(definition) = self.connectors().get(name).filter(|connector| connector.kind == Kind::Sink).map(|connector| connector.definition.clone()) else {
+        let Some(definition) = self
+            .connectors()
+            .get(name)
+            .filter(|connector| connector.kind == Kind::Sink)
+            .map(|connector| connector.definition.clone())
+        else {
             return Vec::new();
         };
         let group = sink_group(name);
@@ -1058,12 +1099,15 @@ fn configured_topics(definition: &ConnectorDefinition) -> Vec<String> {
 }
 
 fn json_or_text(bytes: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(bytes).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned()))
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned()))
 }
 
 fn json_bytes(value: &serde_json::Value) -> Vec<u8> {
     match value {
-        serde_json::Value::String(text) if serde_json::from_str::<serde_json::Value>(text).is_err() => text.clone().into_bytes(),
+        serde_json::Value::String(text) if serde_json::from_str::<serde_json::Value>(text).is_err() => {
+            text.clone().into_bytes()
+        }
         other => serde_json::to_vec(other).unwrap_or_default(),
     }
 }

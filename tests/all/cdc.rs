@@ -50,7 +50,11 @@ fn definition(postgres: &Postgres, granted: bool, extra: Value) -> ConnectorDefi
     }
     let mut grants = weir_runtime::manifest::Grants::default();
     if granted {
-        grants.postgres.push(PostgresGrant { host: "127.0.0.1".into(), port: postgres.port, database: "postgres".into() });
+        grants.postgres.push(PostgresGrant {
+            host: "127.0.0.1".into(),
+            port: postgres.port,
+            database: "postgres".into(),
+        });
     }
     ConnectorDefinition {
         name: "cdc".into(),
@@ -82,7 +86,10 @@ async fn wait_for(worker: &Worker, topic: &str, count: usize) -> Vec<(Value, Val
             return records;
         }
         let snapshot = worker.snapshot();
-        let failed = snapshot.iter().flat_map(|connector| connector.tasks.iter()).find(|task| task.status.state == State::Failed);
+        let failed = snapshot
+            .iter()
+            .flat_map(|connector| connector.tasks.iter())
+            .find(|task| task.status.state == State::Failed);
         assert!(failed.is_none(), "the CDC task failed: {failed:?}");
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -96,7 +103,11 @@ async fn wait_for(worker: &Worker, topic: &str, count: usize) -> Vec<(Value, Val
 fn ops(records: &[(Value, Value)]) -> Vec<String> {
     records
         .iter()
-        .map(|(_, value)| if value.is_null() { "tombstone".to_owned() } else { value["op"].as_str().unwrap_or("?").to_owned() })
+        .map(
+            |(_, value)| {
+                if value.is_null() { "tombstone".to_owned() } else { value["op"].as_str().unwrap_or("?").to_owned() }
+            },
+        )
         .collect()
 }
 
@@ -173,7 +184,9 @@ async fn cdc_snapshot_then_streams_changes_as_debezium_envelopes() {
     // The slot's confirmed position moves once the records are durable (commit → ack).
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let lag = postgres.sql("SELECT pg_current_wal_lsn() - confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'weir_test'");
+        let lag = postgres.sql(
+            "SELECT pg_current_wal_lsn() - confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'weir_test'",
+        );
         if lag.parse::<i64>().is_ok_and(|lag| lag < 65_536) {
             break;
         }
@@ -254,7 +267,8 @@ async fn cdc_snapshot_seam_under_a_concurrent_writer_has_no_gap_and_no_duplicate
         })
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    let worker = start_worker(dir.path(), definition(&postgres, true, json!({ "table.include.list": "public\\.seam" }))).await;
+    let worker =
+        start_worker(dir.path(), definition(&postgres, true, json!({ "table.include.list": "public\\.seam" }))).await;
     writer.join().expect("the writer finishes");
     let expected: std::collections::BTreeMap<i64, i64> = postgres
         .sql("SELECT id, v FROM seam")
@@ -270,7 +284,11 @@ async fn cdc_snapshot_seam_under_a_concurrent_writer_has_no_gap_and_no_duplicate
         if replay(&records) == expected {
             break records;
         }
-        let failed = worker.snapshot().iter().flat_map(|connector| connector.tasks.clone()).find(|task| task.status.state == State::Failed);
+        let failed = worker
+            .snapshot()
+            .iter()
+            .flat_map(|connector| connector.tasks.clone())
+            .find(|task| task.status.state == State::Failed);
         assert!(failed.is_none(), "the CDC task failed: {failed:?}");
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -398,13 +416,16 @@ grants:
     weir.kill9();
     let weir = crate::support::WeirProcess::start(dir.path(), std::slice::from_ref(&manifest), &[]);
     writer.join().expect("the writer finishes");
-    let (distinct, duplicates, _) = crate::support::wait_until("every change in the file", Duration::from_secs(180), || {
-        let ids = sunk_ids(&file);
-        let (distinct, duplicates) = crate::support::distinct(&ids);
-        let tail = weir.stderr_text().lines().rev().take(5).collect::<Vec<_>>().join("\n");
-        (distinct as u64 == total, (distinct, duplicates, tail))
-    });
-    eprintln!("cdc_sigkill_of_weir_mid_stream_loses_no_change: {distinct} changes, {duplicates} duplicates after one SIGKILL");
+    let (distinct, duplicates, _) =
+        crate::support::wait_until("every change in the file", Duration::from_secs(180), || {
+            let ids = sunk_ids(&file);
+            let (distinct, duplicates) = crate::support::distinct(&ids);
+            let tail = weir.stderr_text().lines().rev().take(5).collect::<Vec<_>>().join("\n");
+            (distinct as u64 == total, (distinct, duplicates, tail))
+        });
+    eprintln!(
+        "cdc_sigkill_of_weir_mid_stream_loses_no_change: {distinct} changes, {duplicates} duplicates after one SIGKILL"
+    );
     let (status, _, stderr) = weir.terminate(Duration::from_secs(60));
     assert!(status.success(), "{stderr}");
 }
@@ -442,7 +463,8 @@ async fn cdc_slot_dropped_behind_weirs_back_fails_or_resnapshots() {
     worker.shutdown().await;
     drop(worker);
 
-    let worker = start_worker(dir.path(), definition(&postgres, true, json!({ "slot.invalidated.action": "resnapshot" }))).await;
+    let worker =
+        start_worker(dir.path(), definition(&postgres, true, json!({ "slot.invalidated.action": "resnapshot" }))).await;
     let records = wait_for(&worker, "pg.public.t", 4).await;
     assert_eq!(ops(&records), ["r", "c", "r", "r"]);
     postgres.sql("INSERT INTO t VALUES (3)");
@@ -473,15 +495,22 @@ async fn cdc_bench_bulk_insert_against_pg_recvlogical() {
     worker.shutdown().await;
     drop(worker);
     postgres.sql("SELECT pg_create_logical_replication_slot('bench_recv', 'pgoutput')");
-    postgres.sql(&format!(
-        "INSERT INTO bench SELECT i, 'payload ' || i FROM generate_series(1, {rows}) i"
-    ));
+    postgres.sql(&format!("INSERT INTO bench SELECT i, 'payload ' || i FROM generate_series(1, {rows}) i"));
     let end = postgres.sql("SELECT pg_current_wal_lsn()");
 
     let started = std::time::Instant::now();
     let output = std::process::Command::new(crate::pg::bindir().join("pg_recvlogical"))
         .args(["-h", "127.0.0.1", "-p", &postgres.port.to_string(), "-U", "postgres", "-d", "postgres"])
-        .args(["--slot", "bench_recv", "--start", "--no-loop", "-o", "proto_version=1", "-o", "publication_names=weir_publication"])
+        .args([
+            "--slot",
+            "bench_recv",
+            "--start",
+            "--no-loop",
+            "-o",
+            "proto_version=1",
+            "-o",
+            "publication_names=weir_publication",
+        ])
         .args(["-f", "/dev/null", "-E", &end])
         .output()
         .expect("run pg_recvlogical");

@@ -39,7 +39,8 @@ fn datagen(total: u64) -> ConnectorDefinition {
 /// Where datagen's record `id` lands: the topics here have 2 partitions, keyed by the id.
 fn place_of(id: u64) -> (u32, u64) {
     let partition = weir_broker::partition_for_key(id.to_string().as_bytes(), 2);
-    let offset = (0..id).filter(|other| weir_broker::partition_for_key(other.to_string().as_bytes(), 2) == partition).count();
+    let offset =
+        (0..id).filter(|other| weir_broker::partition_for_key(other.to_string().as_bytes(), 2) == partition).count();
     (partition, offset as u64)
 }
 
@@ -137,7 +138,12 @@ async fn source_records_that_cannot_be_written_go_to_the_source_dead_letter_topi
         tolerance: Tolerance::All,
         dead_letter_topic: Some("source-dlq".into()),
         dead_letter_context_headers: true,
-        ..definition("misrouting", "faulty", serde_json::json!({ "topic": "numbers", "mode": "misroute" }), Limits::default())
+        ..definition(
+            "misrouting",
+            "faulty",
+            serde_json::json!({ "topic": "numbers", "mode": "misroute" }),
+            Limits::default(),
+        )
     };
     worker.create(source).await.expect("create source");
     wait_for("records in the source dead-letter topic", || {

@@ -68,7 +68,8 @@ mod parser_properties {
     use proptest::prelude::*;
     use weir_runtime::ManifestFile;
 
-    const VALID: &str = "name: orders\nconnector.class: datagen\ntasks.max: 2\nconfig:\n  topic: orders\n  max.interval: 10\n";
+    const VALID: &str =
+        "name: orders\nconnector.class: datagen\ntasks.max: 2\nconfig:\n  topic: orders\n  max.interval: 10\n";
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]

@@ -49,7 +49,8 @@ impl Postgres {
         let bin = bindir();
         let dir = tempfile::Builder::new().prefix("weir-pg").tempdir().expect("tempdir");
         if is_root() {
-            let status = Command::new("chown").arg("-R").arg("postgres:postgres").arg(dir.path()).status().expect("chown");
+            let status =
+                Command::new("chown").arg("-R").arg("postgres:postgres").arg(dir.path()).status().expect("chown");
             assert!(status.success(), "chown of the Postgres temp dir failed");
         }
         let data = dir.path().join("data");
@@ -90,7 +91,18 @@ impl Postgres {
         let log = self.dir.path().join("postgres.log");
         let output = self.run(
             &self.bin.join("pg_ctl"),
-            &["-D", data.to_str().expect("utf-8"), "-l", log.to_str().expect("utf-8"), "-o", &options, "-w", "-t", "60", "start"],
+            &[
+                "-D",
+                data.to_str().expect("utf-8"),
+                "-l",
+                log.to_str().expect("utf-8"),
+                "-o",
+                &options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
         );
         assert!(
             output.status.success(),
@@ -107,7 +119,8 @@ impl Postgres {
     /// Stop the server (`fast`: disconnects clients, as a restart in production would).
     pub(crate) fn stop_server(&self) {
         let data = self.data();
-        let output = self.run(&self.bin.join("pg_ctl"), &["-D", data.to_str().expect("utf-8"), "-m", "fast", "-w", "stop"]);
+        let output =
+            self.run(&self.bin.join("pg_ctl"), &["-D", data.to_str().expect("utf-8"), "-m", "fast", "-w", "stop"]);
         assert!(output.status.success(), "pg_ctl stop failed: {}", String::from_utf8_lossy(&output.stderr));
     }
 
@@ -139,6 +152,7 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         let data = self.data();
-        let _ = self.run(&self.bin.join("pg_ctl"), &["-D", data.to_str().unwrap_or(""), "-m", "immediate", "-w", "stop"]);
+        let _ =
+            self.run(&self.bin.join("pg_ctl"), &["-D", data.to_str().unwrap_or(""), "-m", "immediate", "-w", "stop"]);
     }
 }

@@ -21,7 +21,10 @@ fn broken_plugin_file_is_named_and_the_others_still_load() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "stderr:\n{stderr}");
-    assert!(stderr.contains("broken.wasm") && stderr.contains("not a valid WebAssembly component"), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains("broken.wasm") && stderr.contains("not a valid WebAssembly component"),
+        "stderr:\n{stderr}"
+    );
     for plugin in ["datagen", "file-source", "file-sink", "blackhole", "faulty"] {
         assert!(stdout.lines().any(|line| line.starts_with(plugin)), "{plugin} missing from:\n{stdout}");
     }

@@ -20,7 +20,8 @@ fn free_port() -> u16 {
 
 /// One HTTP/1.1 exchange with `Connection: close`: (status, headers, body).
 fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|error| panic!("connect to weir on {port}: {error}"));
+    let mut stream =
+        TcpStream::connect(("127.0.0.1", port)).unwrap_or_else(|error| panic!("connect to weir on {port}: {error}"));
     stream.set_read_timeout(Some(Duration::from_secs(60))).expect("read timeout");
     let body = body.unwrap_or("");
     let request = format!(
@@ -32,7 +33,8 @@ fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> (u16, String
     stream.read_to_end(&mut response).expect("read response");
     let response = String::from_utf8_lossy(&response).into_owned();
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or_else(|| panic!("no status in {head}"));
+    let status =
+        head.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or_else(|| panic!("no status in {head}"));
     (status, head.to_owned(), body.to_owned())
 }
 
@@ -48,7 +50,8 @@ fn call(port: u16, method: &str, path: &str, body: Option<Value>, expected: u16)
 fn error(port: u16, method: &str, path: &str, body: Option<&str>, expected: u16) -> String {
     let (status, _, answer) = http(port, method, path, body);
     assert_eq!(status, expected, "{method} {path} answered {status}: {answer}");
-    let value: Value = serde_json::from_str(&answer).unwrap_or_else(|error| panic!("error body is not JSON ({error}): {answer}"));
+    let value: Value =
+        serde_json::from_str(&answer).unwrap_or_else(|error| panic!("error body is not JSON ({error}): {answer}"));
     assert_eq!(value["error_code"], expected, "{answer}");
     value["message"].as_str().unwrap_or_else(|| panic!("no message: {answer}")).to_owned()
 }
@@ -67,7 +70,12 @@ fn start(dir: &Path, port: u16, manifests: &[std::path::PathBuf], extra: &[&str]
 
 fn state_of(port: u16, name: &str) -> (String, Vec<String>) {
     let status = call(port, "GET", &format!("/connectors/{name}/status"), None, 200);
-    let tasks = status["tasks"].as_array().into_iter().flatten().map(|task| task["state"].as_str().unwrap_or("").to_owned()).collect();
+    let tasks = status["tasks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|task| task["state"].as_str().unwrap_or("").to_owned())
+        .collect();
     (status["connector"]["state"].as_str().unwrap_or("").to_owned(), tasks)
 }
 
@@ -98,42 +106,89 @@ fn rest_endpoints_answer_as_kafka_connect() {
 
     // The worker.
     let root = call(port, "GET", "/", None, 200);
-    assert!(root["version"].is_string() && root["commit"].is_string() && root["kafka_cluster_id"].is_string(), "{root}");
+    assert!(
+        root["version"].is_string() && root["commit"].is_string() && root["kafka_cluster_id"].is_string(),
+        "{root}"
+    );
     assert_eq!(call(port, "GET", "/health/", None, 200)["status"], "healthy");
 
     // Plugins.
     let plugins = call(port, "GET", "/connector-plugins", None, 200);
-    assert!(plugins.as_array().expect("array").iter().any(|plugin| plugin["class"] == "datagen" && plugin["type"] == "source"), "{plugins}");
+    assert!(
+        plugins
+            .as_array()
+            .expect("array")
+            .iter()
+            .any(|plugin| plugin["class"] == "datagen" && plugin["type"] == "source"),
+        "{plugins}"
+    );
     assert_eq!(call(port, "GET", "/connector-plugins?connectorsOnly=false", None, 200), plugins);
     let keys = call(port, "GET", "/connector-plugins/datagen/config", None, 200);
-    assert!(keys.as_array().expect("array").iter().any(|key| key["name"] == "iterations" && key["type"] == "LONG"), "{keys}");
+    assert!(
+        keys.as_array().expect("array").iter().any(|key| key["name"] == "iterations" && key["type"] == "LONG"),
+        "{keys}"
+    );
     error(port, "GET", "/connector-plugins/nope/config", None, 404);
-    let invalid = call(port, "PUT", "/connector-plugins/datagen/config/validate", Some(json!({ "topic": "t", "iterations": "lots" })), 200);
+    let invalid = call(
+        port,
+        "PUT",
+        "/connector-plugins/datagen/config/validate",
+        Some(json!({ "topic": "t", "iterations": "lots" })),
+        200,
+    );
     assert_eq!(invalid["name"], "datagen");
     assert_eq!(invalid["error_count"], 1, "{invalid}");
-    let field = invalid["configs"].as_array().expect("configs").iter().find(|config| config["value"]["name"] == "iterations").expect("iterations listed");
+    let field = invalid["configs"]
+        .as_array()
+        .expect("configs")
+        .iter()
+        .find(|config| config["value"]["name"] == "iterations")
+        .expect("iterations listed");
     assert_eq!(field["value"]["errors"].as_array().map(Vec::len), Some(1), "{field}");
     assert_eq!(field["definition"]["name"], "iterations");
-    let valid = call(port, "PUT", "/connector-plugins/datagen/config/validate/", Some(json!({ "topic": "t", "iterations": "10" })), 200);
+    let valid = call(
+        port,
+        "PUT",
+        "/connector-plugins/datagen/config/validate/",
+        Some(json!({ "topic": "t", "iterations": "10" })),
+        200,
+    );
     assert_eq!(valid["error_count"], 0, "{valid}");
     error(port, "PUT", "/connector-plugins/nope/config/validate", Some("{}"), 404);
     error(port, "PUT", "/connector-plugins/datagen/config/validate", Some("{not json"), 400);
 
     // Create: error paths first.
     error(port, "POST", "/connectors", Some("{not json"), 400);
-    let unknown = error(port, "POST", "/connectors", Some(&json!({ "name": "x", "config": { "connector.class": "nope" } }).to_string()), 400);
+    let unknown = error(
+        port,
+        "POST",
+        "/connectors",
+        Some(&json!({ "name": "x", "config": { "connector.class": "nope" } }).to_string()),
+        400,
+    );
     assert!(unknown.contains("connector.class"), "{unknown}");
     let bad = json!({ "name": "x", "config": datagen("orders", json!({ "iterations": "lots" })) });
     let message = error(port, "POST", "/connectors", Some(&bad.to_string()), 400);
     assert!(message.contains("config.iterations"), "{message}");
-    let (status, head, body) = http(port, "POST", "/connectors", Some(&json!({ "name": "a", "config": datagen("orders", json!({})) }).to_string()));
+    let (status, head, body) = http(
+        port,
+        "POST",
+        "/connectors",
+        Some(&json!({ "name": "a", "config": datagen("orders", json!({})) }).to_string()),
+    );
     assert_eq!(status, 201, "{body}");
     assert!(head.to_ascii_lowercase().contains("location: /connectors/a"), "{head}");
     let created: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(created["name"], "a");
     assert_eq!(created["type"], "source");
     assert_eq!(created["config"]["topic"], "orders");
-    error(port, "POST", "/connectors", Some(&json!({ "name": "a", "config": datagen("orders", json!({})) }).to_string()), 409);
+    error(
+        port,
+        "POST",
+        "/connectors",
+        Some(&json!({ "name": "a", "config": datagen("orders", json!({})) }).to_string()),
+        409,
+    );
     wait_state(port, "a", "RUNNING", &["RUNNING"]);
 
     // Read.
@@ -151,21 +206,36 @@ fn rest_endpoints_answer_as_kafka_connect() {
     assert_eq!(tasks[0]["id"], json!({ "connector": "a", "task": 0 }), "{tasks}");
     assert_eq!(call(port, "GET", "/connectors/a/tasks/0/status", None, 200)["state"], "RUNNING");
     error(port, "GET", "/connectors/a/tasks/9/status", None, 404);
-    for path in ["/connectors/nope", "/connectors/nope/config", "/connectors/nope/status", "/connectors/nope/tasks", "/connectors/nope/topics", "/connectors/nope/offsets"] {
+    for path in [
+        "/connectors/nope",
+        "/connectors/nope/config",
+        "/connectors/nope/status",
+        "/connectors/nope/tasks",
+        "/connectors/nope/topics",
+        "/connectors/nope/offsets",
+    ] {
         let message = error(port, "GET", path, None, 404);
         assert!(message.contains("nope"), "{path}: {message}");
     }
     error(port, "GET", "/no/such/endpoint", None, 404);
 
     // Change the config: PUT replaces (200), creates (201); PATCH merges, null removes.
-    let replaced = call(port, "PUT", "/connectors/a/config", Some(datagen("orders", json!({ "max.interval": "10" }))), 200);
+    let replaced =
+        call(port, "PUT", "/connectors/a/config", Some(datagen("orders", json!({ "max.interval": "10" }))), 200);
     assert_eq!(replaced["config"]["max.interval"], "10");
     let (status, head, _) = http(port, "PUT", "/connectors/b/config/", Some(&datagen("other", json!({})).to_string()));
     assert_eq!(status, 201);
     assert!(head.to_ascii_lowercase().contains("location: /connectors/b"), "{head}");
-    let message = error(port, "PUT", "/connectors/b/config", Some(&datagen("other", json!({ "max.interval": "soon" })).to_string()), 400);
+    let message = error(
+        port,
+        "PUT",
+        "/connectors/b/config",
+        Some(&datagen("other", json!({ "max.interval": "soon" })).to_string()),
+        400,
+    );
     assert!(message.contains("max.interval"), "{message}");
-    let patched = call(port, "PATCH", "/connectors/b/config", Some(json!({ "max.interval": null, "iterations": "7" })), 200);
+    let patched =
+        call(port, "PATCH", "/connectors/b/config", Some(json!({ "max.interval": null, "iterations": "7" })), 200);
     assert!(patched["config"].get("max.interval").is_none(), "{patched}");
     assert_eq!(patched["config"]["iterations"], "7");
     error(port, "PATCH", "/connectors/nope/config", Some("{}"), 404);
@@ -182,7 +252,14 @@ fn rest_endpoints_answer_as_kafka_connect() {
     call(port, "POST", "/connectors/a/tasks/0/restart", None, 204);
     error(port, "POST", "/connectors/a/tasks/9/restart", None, 404);
     wait_state(port, "a", "RUNNING", &["RUNNING"]);
-    for (method, path) in [("PUT", "pause"), ("PUT", "resume"), ("PUT", "stop"), ("POST", "restart"), ("DELETE", "offsets"), ("PUT", "topics/reset")] {
+    for (method, path) in [
+        ("PUT", "pause"),
+        ("PUT", "resume"),
+        ("PUT", "stop"),
+        ("POST", "restart"),
+        ("DELETE", "offsets"),
+        ("PUT", "topics/reset"),
+    ] {
         error(port, method, &format!("/connectors/nope/{path}"), None, 404);
     }
     error(port, "DELETE", "/connectors/nope", None, 404);
@@ -208,7 +285,10 @@ fn rest_endpoints_answer_as_kafka_connect() {
     error(port, "PATCH", "/connectors/a/offsets", Some("{\"offsets\": 5}"), 400);
     let altered = call(port, "PATCH", "/connectors/a/offsets", Some(serde_json::from_str(&alter).expect("json")), 200);
     assert_eq!(altered["message"], "The offsets for this connector have been altered successfully");
-    assert_eq!(call(port, "GET", "/connectors/a/offsets", None, 200)["offsets"], json!([{ "partition": { "task": 0 }, "offset": { "id": 3 } }]));
+    assert_eq!(
+        call(port, "GET", "/connectors/a/offsets", None, 200)["offsets"],
+        json!([{ "partition": { "task": 0 }, "offset": { "id": 3 } }])
+    );
     let reset = call(port, "DELETE", "/connectors/a/offsets", None, 200);
     assert_eq!(reset["message"], "The offsets for this connector have been reset successfully");
     assert_eq!(call(port, "GET", "/connectors/a/offsets", None, 200), json!({ "offsets": [] }));
@@ -226,7 +306,10 @@ fn rest_endpoints_answer_as_kafka_connect() {
     // Loggers.
     let loggers = call(port, "GET", "/admin/loggers", None, 200);
     assert_eq!(loggers["root"]["level"], "INFO", "{loggers}");
-    assert_eq!(call(port, "PUT", "/admin/loggers/weir_runtime::worker", Some(json!({ "level": "DEBUG" })), 200), json!(["weir_runtime::worker"]));
+    assert_eq!(
+        call(port, "PUT", "/admin/loggers/weir_runtime::worker", Some(json!({ "level": "DEBUG" })), 200),
+        json!(["weir_runtime::worker"])
+    );
     assert_eq!(call(port, "GET", "/admin/loggers/weir_runtime::worker", None, 200)["level"], "DEBUG");
     assert_eq!(call(port, "GET", "/admin/loggers/weir_runtime::worker::inner", None, 200)["level"], "DEBUG");
     assert_eq!(call(port, "GET", "/admin/loggers/", None, 200)["weir_runtime::worker"]["level"], "DEBUG");
@@ -244,7 +327,13 @@ fn rest_endpoints_answer_as_kafka_connect() {
     let (status, head, metrics) = http(port, "GET", "/metrics", None);
     assert_eq!(status, 200);
     assert!(head.contains("text/plain"), "{head}");
-    for family in ["weir_source_records_polled_total", "weir_task_batches_total", "weir_task_errors_total", "weir_task_running", "weir_sink_consumer_lag_records"] {
+    for family in [
+        "weir_source_records_polled_total",
+        "weir_task_batches_total",
+        "weir_task_errors_total",
+        "weir_task_running",
+        "weir_sink_consumer_lag_records",
+    ] {
         assert!(metrics.contains(&format!("# TYPE {family} ")), "{family} missing:\n{metrics}");
     }
     assert!(metrics.contains("weir_source_records_polled_total{connector=\"b\",task=\"0\"}"), "{metrics}");
@@ -303,20 +392,34 @@ fn openapi_lists_every_route_the_router_serves() {
         for (method, operation) in operations.as_object().expect("operations") {
             documented.push((method.clone(), path.clone()));
             // Structurally valid: responses present, every path parameter declared.
-            assert!(operation["responses"].as_object().is_some_and(|responses| !responses.is_empty()), "{method} {path}");
-            for parameter in path.split('/').filter_map(|segment| segment.strip_prefix('{').and_then(|rest| rest.strip_suffix('}'))) {
-                let declared = operation["parameters"].as_array().into_iter().flatten().any(|declared| declared["name"] == parameter && declared["in"] == "path");
+            assert!(
+                operation["responses"].as_object().is_some_and(|responses| !responses.is_empty()),
+                "{method} {path}"
+            );
+            for parameter in
+                path.split('/').filter_map(|segment| segment.strip_prefix('{').and_then(|rest| rest.strip_suffix('}')))
+            {
+                let declared = operation["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|declared| declared["name"] == parameter && declared["in"] == "path");
                 assert!(declared, "{method} {path} does not declare its path parameter {parameter}");
             }
         }
     }
     documented.sort();
-    let mut expected: Vec<(String, String)> = ROUTES.iter().map(|(method, path)| ((*method).to_owned(), (*path).to_owned())).collect();
+    let mut expected: Vec<(String, String)> =
+        ROUTES.iter().map(|(method, path)| ((*method).to_owned(), (*path).to_owned())).collect();
     expected.sort();
     assert_eq!(documented, expected, "the OpenAPI document and the routes differ");
     // Every documented route is served: no "unknown endpoint" and no 405.
     for (method, path) in ROUTES {
-        let concrete = path.replace("{name}", "nope").replace("{plugin}", "nope").replace("{task}", "0").replace("{logger}", "root");
+        let concrete = path
+            .replace("{name}", "nope")
+            .replace("{plugin}", "nope")
+            .replace("{task}", "0")
+            .replace("{logger}", "root");
         let body = if ["put", "post", "patch"].contains(method) { Some("{}") } else { None };
         let (status, _, answer) = http(port, &method.to_ascii_uppercase(), &concrete, body);
         assert_ne!(status, 405, "{method} {concrete}: {answer}");
@@ -366,11 +469,19 @@ fn rest_lifecycle_survives_process_restarts() {
     assert!(config["weir.grants"].as_str().is_some_and(|grants| grants.contains("read-write")), "{config}");
 
     // Create in each initial state.
-    for (name, initial, topic) in [("gen", "RUNNING", "orders"), ("parked", "PAUSED", "parked"), ("idle", "STOPPED", "idle")] {
+    for (name, initial, topic) in
+        [("gen", "RUNNING", "orders"), ("parked", "PAUSED", "parked"), ("idle", "STOPPED", "idle")]
+    {
         let body = json!({ "name": name, "config": datagen(topic, json!({})), "initial_state": initial });
         call(port, "POST", "/connectors", Some(body), 201);
     }
-    error(port, "POST", "/connectors", Some(&json!({ "name": "z", "config": datagen("z", json!({})), "initial_state": "SLEEPING" }).to_string()), 400);
+    error(
+        port,
+        "POST",
+        "/connectors",
+        Some(&json!({ "name": "z", "config": datagen("z", json!({})), "initial_state": "SLEEPING" }).to_string()),
+        400,
+    );
     wait_state(port, "gen", "RUNNING", &["RUNNING"]);
     wait_state(port, "parked", "PAUSED", &["PAUSED"]);
     wait_state(port, "idle", "STOPPED", &[]);
@@ -403,7 +514,10 @@ fn rest_lifecycle_survives_process_restarts() {
     // Sink offsets are the consumer group's; changing them while RUNNING is refused.
     let sink_offsets = call(port, "GET", "/connectors/orders-file/offsets", None, 200);
     assert_eq!(sink_offsets["offsets"][0]["partition"]["kafka_topic"], "orders", "{sink_offsets}");
-    assert!(sink_offsets["offsets"][0]["offset"]["kafka_offset"].as_i64().is_some_and(|offset| offset > 0), "{sink_offsets}");
+    assert!(
+        sink_offsets["offsets"][0]["offset"]["kafka_offset"].as_i64().is_some_and(|offset| offset > 0),
+        "{sink_offsets}"
+    );
     let alter_sink = json!({ "offsets": [{ "partition": { "kafka_topic": "orders", "kafka_partition": 0 }, "offset": { "kafka_offset": 0 } }] });
     error(port, "PATCH", "/connectors/orders-file/offsets", Some(&alter_sink.to_string()), 400);
 
@@ -452,9 +566,12 @@ fn secrets_never_appear_in_rest_answers_or_logs() {
     });
     let reference = "${env:WEIR_TEST_SECRET_FILE}";
     let grants = r#"{"filesystem":[{"path":"./out","access":"read-write"}]}"#;
-    let config = json!({ "connector.class": "file-sink", "topics": "orders", "file": reference, "weir.grants": grants });
+    let config =
+        json!({ "connector.class": "file-sink", "topics": "orders", "file": reference, "weir.grants": grants });
     let mut answers = Vec::new();
-    answers.push(call(port, "POST", "/connectors", Some(json!({ "name": "s", "config": config.clone() })), 201).to_string());
+    answers.push(
+        call(port, "POST", "/connectors", Some(json!({ "name": "s", "config": config.clone() })), 201).to_string(),
+    );
     call(port, "POST", "/connectors", Some(json!({ "name": "gen", "config": datagen("orders", json!({})) })), 201);
     wait_state(port, "s", "RUNNING", &["RUNNING"]);
     // The task runs with the resolved value: it writes the secret file.
@@ -467,10 +584,25 @@ fn secrets_never_appear_in_rest_answers_or_logs() {
     let unset = json!({ "name": "t", "config": { "connector.class": "file-sink", "topics": "orders", "file": "${env:WEIR_TEST_UNSET_VARIABLE}" } });
     let message = error(port, "POST", "/connectors", Some(&unset.to_string()), 400);
     assert!(message.contains("config.file"), "{message}");
-    for path in ["/connectors/s", "/connectors/s/config", "/connectors/s/tasks", "/connectors/s/status", "/connectors?expand=info&expand=status", "/connectors/s/offsets", "/connectors/s/topics", "/metrics"] {
+    for path in [
+        "/connectors/s",
+        "/connectors/s/config",
+        "/connectors/s/tasks",
+        "/connectors/s/status",
+        "/connectors?expand=info&expand=status",
+        "/connectors/s/offsets",
+        "/connectors/s/topics",
+        "/metrics",
+    ] {
         answers.push(http(port, "GET", path, None).2);
     }
-    let validated = call(port, "PUT", "/connector-plugins/file-sink/config/validate", Some(json!({ "topics": "x", "file": reference, "nope": "1" })), 200);
+    let validated = call(
+        port,
+        "PUT",
+        "/connector-plugins/file-sink/config/validate",
+        Some(json!({ "topics": "x", "file": reference, "nope": "1" })),
+        200,
+    );
     answers.push(validated.to_string());
     answers.push(call(port, "PUT", "/connectors/s/config", Some(config), 200).to_string());
     assert_eq!(call(port, "GET", "/connectors/s/config", None, 200)["file"], reference);
@@ -492,13 +624,19 @@ fn cli_manages_connectors_through_the_rest_api() {
     let weir = start(dir.path(), port, &[], &[]);
     let url = format!("http://127.0.0.1:{port}");
     let cli = |args: &[&str]| {
-        let output = Command::new(WEIR).arg("connectors").args(["--url", &url]).args(args).output().expect("run weir connectors");
+        let output = Command::new(WEIR)
+            .arg("connectors")
+            .args(["--url", &url])
+            .args(args)
+            .output()
+            .expect("run weir connectors");
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         (output.status.success(), stdout, stderr)
     };
     let manifest = dir.path().join("gen.yaml");
-    std::fs::write(&manifest, "name: gen\nconnector.class: datagen\nconfig:\n  topic: orders\n  max.interval: 20\n").expect("manifest");
+    std::fs::write(&manifest, "name: gen\nconnector.class: datagen\nconfig:\n  topic: orders\n  max.interval: 20\n")
+        .expect("manifest");
     let manifest = manifest.display().to_string();
     let (ok, stdout, stderr) = cli(&["create", "-f", &manifest]);
     assert!(ok && stdout.contains("created gen"), "{stdout}{stderr}");
@@ -506,7 +644,10 @@ fn cli_manages_connectors_through_the_rest_api() {
     assert!(!ok && stderr.contains("already exists"), "{stderr}");
     wait_state(port, "gen", "RUNNING", &["RUNNING"]);
     let (ok, stdout, _) = cli(&["list"]);
-    assert!(ok && stdout.contains("NAME") && stdout.lines().any(|line| line.starts_with("gen") && line.contains("RUNNING")), "{stdout}");
+    assert!(
+        ok && stdout.contains("NAME") && stdout.lines().any(|line| line.starts_with("gen") && line.contains("RUNNING")),
+        "{stdout}"
+    );
     let (ok, stdout, _) = cli(&["list", "--output", "json"]);
     assert!(ok, "{stdout}");
     let listed: Value = serde_json::from_str(&stdout).expect("json output");
@@ -515,7 +656,11 @@ fn cli_manages_connectors_through_the_rest_api() {
     assert!(ok && stdout.contains("RUNNING"), "{stdout}");
     let (ok, stdout, _) = cli(&["get", "gen"]);
     assert!(ok && stdout.contains("orders"), "{stdout}");
-    std::fs::write(dir.path().join("gen.yaml"), "name: gen\nconnector.class: datagen\nconfig:\n  topic: orders\n  max.interval: 40\n").expect("manifest");
+    std::fs::write(
+        dir.path().join("gen.yaml"),
+        "name: gen\nconnector.class: datagen\nconfig:\n  topic: orders\n  max.interval: 40\n",
+    )
+    .expect("manifest");
     let (ok, stdout, _) = cli(&["apply", "-f", &manifest]);
     assert!(ok && stdout.contains("applied gen"), "{stdout}");
     assert_eq!(call(port, "GET", "/connectors/gen/config", None, 200)["max.interval"], "40");
@@ -540,7 +685,8 @@ fn cli_manages_connectors_through_the_rest_api() {
 async fn router_answers_in_process_without_a_port() {
     use tower::ServiceExt;
     let dir = tempfile::tempdir().expect("tempdir");
-    let worker = weir_runtime::Worker::start(weir_runtime::WorkerConfig::new(dir.path().join("data"))).await.expect("worker");
+    let worker =
+        weir_runtime::Worker::start(weir_runtime::WorkerConfig::new(dir.path().join("data"))).await.expect("worker");
     let router = weir_runtime::rest::router(weir_runtime::rest::ApiState { worker: worker.clone(), log_levels: None });
     let request = |method: &str, uri: &str, body: &str| {
         axum::http::Request::builder()
@@ -598,14 +744,17 @@ impl weir_connector_sdk::DynConnector for VaultSink {
 async fn schema_secret_fields_are_hidden() {
     use tower::ServiceExt;
     let dir = tempfile::tempdir().expect("tempdir");
-    let worker = weir_runtime::Worker::start_with(weir_runtime::WorkerConfig::new(dir.path().join("data")), |registry, engine, state| {
-        registry.add_native_sink(
-            engine,
-            state,
-            Box::new(VaultSink),
-            weir_connector_sdk::native::open_sink::<weir_blackhole::Blackhole>,
-        )
-    })
+    let worker = weir_runtime::Worker::start_with(
+        weir_runtime::WorkerConfig::new(dir.path().join("data")),
+        |registry, engine, state| {
+            registry.add_native_sink(
+                engine,
+                state,
+                Box::new(VaultSink),
+                weir_connector_sdk::native::open_sink::<weir_blackhole::Blackhole>,
+            )
+        },
+    )
     .await
     .expect("worker");
     let router = weir_runtime::rest::router(weir_runtime::rest::ApiState { worker: worker.clone(), log_levels: None });
@@ -632,10 +781,20 @@ async fn schema_secret_fields_are_hidden() {
     for uri in ["/connectors/vault", "/connectors/vault/config", "/connectors/vault/tasks", "/connectors?expand=info"] {
         answers.push(send("GET", uri, String::new()).await);
     }
-    let validated = send("PUT", "/connector-plugins/vault-sink/config/validate", json!({ "topics": "t", "password": secret }).to_string()).await;
+    let validated = send(
+        "PUT",
+        "/connector-plugins/vault-sink/config/validate",
+        json!({ "topics": "t", "password": secret }).to_string(),
+    )
+    .await;
     assert!(validated.1.contains("\"error_count\":0"), "{}", validated.1);
     answers.push(validated);
-    let patched = send("PATCH", "/connectors/vault/config", json!({ "password": "[hidden]", "topics": "orders,more" }).to_string()).await;
+    let patched = send(
+        "PATCH",
+        "/connectors/vault/config",
+        json!({ "password": "[hidden]", "topics": "orders,more" }).to_string(),
+    )
+    .await;
     assert_eq!(patched.0, 200, "{}", patched.1);
     answers.push(patched);
     for (status, answer) in &answers {

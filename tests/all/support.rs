@@ -15,7 +15,11 @@ pub(crate) fn component(name: &str) -> PathBuf {
 }
 
 /// Poll `condition` until it holds; panic with `what` (and the last observation) at the deadline.
-pub(crate) fn wait_until<T: std::fmt::Debug>(what: &str, timeout: Duration, mut condition: impl FnMut() -> (bool, T)) -> T {
+pub(crate) fn wait_until<T: std::fmt::Debug>(
+    what: &str,
+    timeout: Duration,
+    mut condition: impl FnMut() -> (bool, T),
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         let (done, observed) = condition();

@@ -3,8 +3,8 @@
 use bytes::Bytes;
 
 use super::header::{
-    BATCH_HEADER_SIZE, BatchError, BatchHeader, MAX_COMPRESSED_RECORD_COUNT, MIN_HEADER_SIZE,
-    MIN_RECORD_SIZE, check_batch,
+    BATCH_HEADER_SIZE, BatchError, BatchHeader, MAX_COMPRESSED_RECORD_COUNT, MIN_HEADER_SIZE, MIN_RECORD_SIZE,
+    check_batch,
 };
 use super::varint::Cursor;
 use crate::record::StoredRecord;
@@ -27,18 +27,9 @@ pub(crate) fn batch_records(batch: &Bytes) -> Result<BatchRecords<'_>, BatchErro
             let limit = (batch.len() - BATCH_HEADER_SIZE) / MIN_RECORD_SIZE;
             let count = header.record_count as usize;
             if count > limit {
-                return Err(BatchError::RecordCountTooLarge {
-                    count: header.record_count,
-                    limit,
-                });
+                return Err(BatchError::RecordCountTooLarge { count: header.record_count, limit });
             }
-            RecordsInner::Plain {
-                batch,
-                header,
-                position: BATCH_HEADER_SIZE,
-                index: 0,
-                count,
-            }
+            RecordsInner::Plain { batch, header, position: BATCH_HEADER_SIZE, index: 0, count }
         }
         1..=4 => RecordsInner::Decoded(decode_compressed_records(batch, &header)?.into_iter()),
         codec => return Err(BatchError::UnknownCompression { codec }),
@@ -54,13 +45,7 @@ pub(crate) struct BatchRecords<'a> {
 
 #[derive(Debug)]
 enum RecordsInner<'a> {
-    Plain {
-        batch: &'a Bytes,
-        header: BatchHeader,
-        position: usize,
-        index: usize,
-        count: usize,
-    },
+    Plain { batch: &'a Bytes, header: BatchHeader, position: usize, index: usize, count: usize },
     Decoded(std::vec::IntoIter<StoredRecord>),
 }
 
@@ -69,25 +54,11 @@ impl BatchRecords<'_> {
     /// offset deltas.
     pub(crate) fn skip_before(&mut self, offset: i64) -> Result<(), BatchError> {
         match &mut self.inner {
-            RecordsInner::Plain {
-                batch,
-                header,
-                position,
-                index,
-                count,
-            } => {
+            RecordsInner::Plain { batch, header, position, index, count } => {
                 while *index < *count {
-                    let mut cursor = Cursor {
-                        data: batch,
-                        position: *position,
-                    };
-                    let (end, offset_delta) =
-                        peek_record_offset(&mut cursor).map_err(|reason| {
-                            BatchError::MalformedRecord {
-                                index: *index,
-                                reason,
-                            }
-                        })?;
+                    let mut cursor = Cursor { data: batch, position: *position };
+                    let (end, offset_delta) = peek_record_offset(&mut cursor)
+                        .map_err(|reason| BatchError::MalformedRecord { index: *index, reason })?;
                     if header.base_offset.wrapping_add(i64::from(offset_delta)) >= offset {
                         break;
                     }
@@ -96,11 +67,7 @@ impl BatchRecords<'_> {
                 }
             }
             RecordsInner::Decoded(records) => {
-                while records
-                    .as_slice()
-                    .first()
-                    .is_some_and(|record| record.offset < offset)
-                {
+                while records.as_slice().first().is_some_and(|record| record.offset < offset) {
                     records.next();
                 }
             }
@@ -114,13 +81,7 @@ impl Iterator for BatchRecords<'_> {
 
     fn next(&mut self) -> Option<Self::Item> {
         match &mut self.inner {
-            RecordsInner::Plain {
-                batch,
-                header,
-                position,
-                index,
-                count,
-            } => {
+            RecordsInner::Plain { batch, header, position, index, count } => {
                 if *index == *count {
                     if *position != batch.len() {
                         *position = batch.len();
@@ -131,10 +92,7 @@ impl Iterator for BatchRecords<'_> {
                     }
                     return None;
                 }
-                let mut cursor = Cursor {
-                    data: batch,
-                    position: *position,
-                };
+                let mut cursor = Cursor { data: batch, position: *position };
                 match decode_record(&mut cursor, batch, header) {
                     Ok(record) => {
                         *position = cursor.position;
@@ -146,10 +104,7 @@ impl Iterator for BatchRecords<'_> {
                         // Nothing after a malformed record can be located: end the iteration.
                         *index = *count;
                         *position = batch.len();
-                        Some(Err(BatchError::MalformedRecord {
-                            index: failed,
-                            reason,
-                        }))
+                        Some(Err(BatchError::MalformedRecord { index: failed, reason }))
                     }
                 }
             }
@@ -161,10 +116,7 @@ impl Iterator for BatchRecords<'_> {
 /// Reads a record's length and offset delta; returns where the record ends and the delta.
 fn peek_record_offset(cursor: &mut Cursor<'_>) -> Result<(usize, i32), &'static str> {
     let end = record_end(cursor)?;
-    let mut fields = Cursor {
-        data: &cursor.data[..end],
-        position: cursor.position,
-    };
+    let mut fields = Cursor { data: &cursor.data[..end], position: cursor.position };
     let _attributes = fields.u8()?;
     let _timestamp_delta = fields.varlong()?;
     Ok((end, fields.varint()?))
@@ -183,16 +135,9 @@ fn record_end(cursor: &mut Cursor<'_>) -> Result<usize, &'static str> {
         .ok_or("record length past the end of the batch")
 }
 
-fn decode_record(
-    cursor: &mut Cursor<'_>,
-    batch: &Bytes,
-    header: &BatchHeader,
-) -> Result<StoredRecord, &'static str> {
+fn decode_record(cursor: &mut Cursor<'_>, batch: &Bytes, header: &BatchHeader) -> Result<StoredRecord, &'static str> {
     let end = record_end(cursor)?;
-    let mut fields = Cursor {
-        data: &cursor.data[..end],
-        position: cursor.position,
-    };
+    let mut fields = Cursor { data: &cursor.data[..end], position: cursor.position };
     let _attributes = fields.u8()?;
     let timestamp_delta = fields.varlong()?;
     let offset_delta = fields.varint()?;
@@ -212,9 +157,8 @@ fn decode_record(
             return Err("negative header key length");
         }
         let key_range = fields.take(key_len as usize)?;
-        let key = std::str::from_utf8(&fields.data[key_range])
-            .map_err(|_utf8_error| "header key is not UTF-8")?
-            .to_owned();
+        let key =
+            std::str::from_utf8(&fields.data[key_range]).map_err(|_utf8_error| "header key is not UTF-8")?.to_owned();
         let value = fields.nullable_bytes(batch)?;
         headers.push((key, value));
     }
@@ -231,22 +175,13 @@ fn decode_record(
     })
 }
 
-fn decode_compressed_records(
-    batch: &Bytes,
-    header: &BatchHeader,
-) -> Result<Vec<StoredRecord>, BatchError> {
+fn decode_compressed_records(batch: &Bytes, header: &BatchHeader) -> Result<Vec<StoredRecord>, BatchError> {
     if header.record_count as usize > MAX_COMPRESSED_RECORD_COUNT {
-        return Err(BatchError::RecordCountTooLarge {
-            count: header.record_count,
-            limit: MAX_COMPRESSED_RECORD_COUNT,
-        });
+        return Err(BatchError::RecordCountTooLarge { count: header.record_count, limit: MAX_COMPRESSED_RECORD_COUNT });
     }
     let mut input = batch.clone();
-    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut input).map_err(|error| {
-        BatchError::Compressed {
-            source: error.into(),
-        }
-    })?;
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut input)
+        .map_err(|error| BatchError::Compressed { source: error.into() })?;
     // kafka-protocol keeps headers in a map, so duplicate header keys in a compressed batch from a
     // foreign producer collapse to the last one. This log never writes compressed batches.
     Ok(set
@@ -256,11 +191,7 @@ fn decode_compressed_records(
             offset: record.offset,
             key: record.key,
             value: record.value,
-            headers: record
-                .headers
-                .into_iter()
-                .map(|(key, value)| (key.to_string(), value))
-                .collect(),
+            headers: record.headers.into_iter().map(|(key, value)| (key.to_string(), value)).collect(),
             timestamp: record.timestamp,
         })
         .collect())

@@ -3,10 +3,10 @@
 use bytes::Bytes;
 
 use super::header::{
-    ATTRIBUTES_OFFSET, BASE_SEQUENCE_OFFSET, BASE_TIMESTAMP_OFFSET, BATCH_HEADER_SIZE, BatchError,
-    CRC_OFFSET, LAST_OFFSET_DELTA_OFFSET, LEADER_EPOCH, LOG_OVERHEAD, MAGIC_OFFSET, MAGIC_V2,
-    MAX_TIMESTAMP_OFFSET, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
-    PARTITION_LEADER_EPOCH_OFFSET, PRODUCER_EPOCH_OFFSET, PRODUCER_ID_OFFSET, RECORD_COUNT_OFFSET,
+    ATTRIBUTES_OFFSET, BASE_SEQUENCE_OFFSET, BASE_TIMESTAMP_OFFSET, BATCH_HEADER_SIZE, BatchError, CRC_OFFSET,
+    LAST_OFFSET_DELTA_OFFSET, LEADER_EPOCH, LOG_OVERHEAD, MAGIC_OFFSET, MAGIC_V2, MAX_TIMESTAMP_OFFSET,
+    NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, PARTITION_LEADER_EPOCH_OFFSET, PRODUCER_EPOCH_OFFSET,
+    PRODUCER_ID_OFFSET, RECORD_COUNT_OFFSET,
 };
 use super::varint::{put_varint, put_varlong, varint_size, varlong_size};
 use crate::record::Record;
@@ -61,9 +61,7 @@ fn record_body_size(record: &Record, timestamp_delta: i64, offset_delta: i32) ->
         + record
             .headers
             .iter()
-            .map(|(key, value)| {
-                varint_size(key.len() as i32) + key.len() + nullable_bytes_size(value)
-            })
+            .map(|(key, value)| varint_size(key.len() as i32) + key.len() + nullable_bytes_size(value))
             .sum::<usize>()
 }
 
@@ -113,8 +111,7 @@ impl EncodedBatches {
             let mut size = BATCH_HEADER_SIZE;
             while end < records.len()
                 && (end == start
-                    || (size.saturating_add(bounds[end]) <= max_batch_bytes
-                        && end - start < i32::MAX as usize))
+                    || (size.saturating_add(bounds[end]) <= max_batch_bytes && end - start < i32::MAX as usize))
             {
                 size = size.saturating_add(bounds[end]);
                 end += 1;
@@ -130,9 +127,7 @@ impl EncodedBatches {
         let position = buf.len();
         let (min_timestamp, max_timestamp) = records
             .iter()
-            .fold((i64::MAX, i64::MIN), |(min, max), record| {
-                (min.min(record.timestamp), max.max(record.timestamp))
-            });
+            .fold((i64::MAX, i64::MIN), |(min, max), record| (min.min(record.timestamp), max.max(record.timestamp)));
         buf.resize(position + BATCH_HEADER_SIZE, 0);
         for (index, record) in records.iter().enumerate() {
             // As kafka-protocol (and unlike the Java producer), the base timestamp is the
@@ -158,35 +153,20 @@ impl EncodedBatches {
         let header = &mut buf[position..position + BATCH_HEADER_SIZE];
         // The base offset (bytes 0..8) stays zero until `assign_offsets`.
         header[8..12].copy_from_slice(&batch_length.to_be_bytes());
-        header[PARTITION_LEADER_EPOCH_OFFSET..MAGIC_OFFSET]
-            .copy_from_slice(&LEADER_EPOCH.to_be_bytes());
+        header[PARTITION_LEADER_EPOCH_OFFSET..MAGIC_OFFSET].copy_from_slice(&LEADER_EPOCH.to_be_bytes());
         header[MAGIC_OFFSET] = MAGIC_V2 as u8;
         header[ATTRIBUTES_OFFSET..LAST_OFFSET_DELTA_OFFSET].copy_from_slice(&0i16.to_be_bytes());
         let last_offset_delta = records.len() as i32 - 1;
-        header[LAST_OFFSET_DELTA_OFFSET..BASE_TIMESTAMP_OFFSET]
-            .copy_from_slice(&last_offset_delta.to_be_bytes());
-        header[BASE_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET]
-            .copy_from_slice(&min_timestamp.to_be_bytes());
-        header[MAX_TIMESTAMP_OFFSET..PRODUCER_ID_OFFSET]
-            .copy_from_slice(&max_timestamp.to_be_bytes());
-        header[PRODUCER_ID_OFFSET..PRODUCER_EPOCH_OFFSET]
-            .copy_from_slice(&NO_PRODUCER_ID.to_be_bytes());
-        header[PRODUCER_EPOCH_OFFSET..BASE_SEQUENCE_OFFSET]
-            .copy_from_slice(&NO_PRODUCER_EPOCH.to_be_bytes());
-        header[BASE_SEQUENCE_OFFSET..RECORD_COUNT_OFFSET]
-            .copy_from_slice(&NO_SEQUENCE.to_be_bytes());
-        header[RECORD_COUNT_OFFSET..BATCH_HEADER_SIZE]
-            .copy_from_slice(&(records.len() as i32).to_be_bytes());
+        header[LAST_OFFSET_DELTA_OFFSET..BASE_TIMESTAMP_OFFSET].copy_from_slice(&last_offset_delta.to_be_bytes());
+        header[BASE_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET].copy_from_slice(&min_timestamp.to_be_bytes());
+        header[MAX_TIMESTAMP_OFFSET..PRODUCER_ID_OFFSET].copy_from_slice(&max_timestamp.to_be_bytes());
+        header[PRODUCER_ID_OFFSET..PRODUCER_EPOCH_OFFSET].copy_from_slice(&NO_PRODUCER_ID.to_be_bytes());
+        header[PRODUCER_EPOCH_OFFSET..BASE_SEQUENCE_OFFSET].copy_from_slice(&NO_PRODUCER_EPOCH.to_be_bytes());
+        header[BASE_SEQUENCE_OFFSET..RECORD_COUNT_OFFSET].copy_from_slice(&NO_SEQUENCE.to_be_bytes());
+        header[RECORD_COUNT_OFFSET..BATCH_HEADER_SIZE].copy_from_slice(&(records.len() as i32).to_be_bytes());
         let crc = crc32c::crc32c(&buf[position + ATTRIBUTES_OFFSET..]);
-        buf[position + CRC_OFFSET..position + ATTRIBUTES_OFFSET]
-            .copy_from_slice(&crc.to_be_bytes());
-        self.batches.push(BatchSpan {
-            position,
-            len,
-            first_record,
-            record_count: records.len() as u32,
-            max_timestamp,
-        });
+        buf[position + CRC_OFFSET..position + ATTRIBUTES_OFFSET].copy_from_slice(&crc.to_be_bytes());
+        self.batches.push(BatchSpan { position, len, first_record, record_count: records.len() as u32, max_timestamp });
         Ok(())
     }
 

@@ -156,10 +156,7 @@ impl BatchHeader {
     /// one batch). Does not check the CRC.
     pub(crate) fn parse(bytes: &[u8]) -> Result<Self, BatchError> {
         if bytes.len() < BATCH_HEADER_SIZE {
-            return Err(BatchError::Truncated {
-                needed: BATCH_HEADER_SIZE,
-                available: bytes.len(),
-            });
+            return Err(BatchError::Truncated { needed: BATCH_HEADER_SIZE, available: bytes.len() });
         }
         let header = BatchHeader {
             base_offset: i64_at(bytes, 0),
@@ -178,24 +175,16 @@ impl BatchHeader {
         };
         // The magic decides how the rest reads, so it is checked first.
         if header.magic != MAGIC_V2 {
-            return Err(BatchError::UnsupportedMagic {
-                magic: header.magic,
-            });
+            return Err(BatchError::UnsupportedMagic { magic: header.magic });
         }
         if (header.batch_length as i64) < (BATCH_HEADER_SIZE - LOG_OVERHEAD) as i64 {
-            return Err(BatchError::InvalidLength {
-                length: header.batch_length,
-            });
+            return Err(BatchError::InvalidLength { length: header.batch_length });
         }
         if header.record_count < 0 {
-            return Err(BatchError::InvalidHeader {
-                reason: "negative record count",
-            });
+            return Err(BatchError::InvalidHeader { reason: "negative record count" });
         }
         if header.last_offset_delta < 0 {
-            return Err(BatchError::InvalidHeader {
-                reason: "negative last offset delta",
-            });
+            return Err(BatchError::InvalidHeader { reason: "negative last offset delta" });
         }
         Ok(header)
     }
@@ -207,8 +196,7 @@ impl BatchHeader {
 
     /// Offset of the batch's last record.
     pub(crate) fn last_offset(&self) -> i64 {
-        self.base_offset
-            .saturating_add(self.last_offset_delta as i64)
+        self.base_offset.saturating_add(self.last_offset_delta as i64)
     }
 
     /// The offset that follows this batch.
@@ -225,17 +213,11 @@ impl BatchHeader {
 pub(crate) fn check_batch(batch: &[u8]) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse(batch)?;
     if batch.len() != header.size() {
-        return Err(BatchError::Truncated {
-            needed: header.size(),
-            available: batch.len(),
-        });
+        return Err(BatchError::Truncated { needed: header.size(), available: batch.len() });
     }
     let computed = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
     if computed != header.crc {
-        return Err(BatchError::CrcMismatch {
-            stored: header.crc,
-            computed,
-        });
+        return Err(BatchError::CrcMismatch { stored: header.crc, computed });
     }
     Ok(header)
 }

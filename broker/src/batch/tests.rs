@@ -7,8 +7,8 @@ use super::batch_records;
 use super::decode::decode_batch;
 use super::encode::EncodedBatches;
 use super::header::{
-    ATTRIBUTES_OFFSET, BATCH_HEADER_SIZE, BatchError, CRC_OFFSET, LEADER_EPOCH, NO_PRODUCER_EPOCH,
-    NO_PRODUCER_ID, RECORD_COUNT_OFFSET, check_batch,
+    ATTRIBUTES_OFFSET, BATCH_HEADER_SIZE, BatchError, CRC_OFFSET, LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
+    RECORD_COUNT_OFFSET, check_batch,
 };
 use super::varint::{Cursor, put_varint, put_varlong, varint_size, varlong_size};
 use crate::record::{Record, StoredRecord};
@@ -18,18 +18,8 @@ pub(crate) fn arb_bytes(max: usize) -> impl Strategy<Value = Option<Bytes>> {
 }
 
 pub(crate) fn arb_record() -> impl Strategy<Value = Record> {
-    (
-        arb_bytes(64),
-        arb_bytes(300),
-        proptest::collection::vec(("[a-z]{0,6}", arb_bytes(16)), 0..4),
-        any::<i64>(),
-    )
-        .prop_map(|(key, value, headers, timestamp)| Record {
-            key,
-            value,
-            headers,
-            timestamp,
-        })
+    (arb_bytes(64), arb_bytes(300), proptest::collection::vec(("[a-z]{0,6}", arb_bytes(16)), 0..4), any::<i64>())
+        .prop_map(|(key, value, headers, timestamp)| Record { key, value, headers, timestamp })
 }
 
 fn decode_all(encoded: &EncodedBatches) -> Vec<StoredRecord> {
@@ -168,23 +158,12 @@ fn encode_with_kafka_protocol(
             timestamp: record.timestamp,
             key: record.key.clone(),
             value: record.value.clone(),
-            headers: record
-                .headers
-                .iter()
-                .map(|(key, value)| (key.clone().into(), value.clone()))
-                .collect(),
+            headers: record.headers.iter().map(|(key, value)| (key.clone().into(), value.clone())).collect(),
         })
         .collect();
     let mut buf = Vec::new();
-    kp::RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &kp::RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .expect("kafka-protocol encodes");
+    kp::RecordBatchEncoder::encode(&mut buf, &records, &kp::RecordEncodeOptions { version: 2, compression })
+        .expect("kafka-protocol encodes");
     buf
 }
 
@@ -200,8 +179,7 @@ fn duplicate_header_keys_survive_a_round_trip() {
         ],
         timestamp: 5,
     };
-    let encoded =
-        EncodedBatches::encode(std::slice::from_ref(&original), usize::MAX).expect("encodes");
+    let encoded = EncodedBatches::encode(std::slice::from_ref(&original), usize::MAX).expect("encodes");
     let decoded = decode_all(&encoded);
     assert_eq!(decoded[0].clone().into_record(), original);
 }
@@ -218,9 +196,7 @@ fn compressed_batches_from_kafka_producers_decode() {
 
 #[test]
 fn a_large_append_splits_into_several_batches_with_consecutive_offsets() {
-    let records: Vec<Record> = (0..100)
-        .map(|index| record(&"x".repeat(100), index))
-        .collect();
+    let records: Vec<Record> = (0..100).map(|index| record(&"x".repeat(100), index)).collect();
     let mut encoded = EncodedBatches::encode(&records, 1000).expect("encodes");
     assert!(encoded.batches().len() > 10);
     for span in encoded.batches() {
@@ -234,17 +210,9 @@ fn a_large_append_splits_into_several_batches_with_consecutive_offsets() {
 
 #[test]
 fn a_single_record_larger_than_the_batch_limit_gets_its_own_batch() {
-    let records = vec![
-        record("small", 1),
-        record(&"y".repeat(5000), 2),
-        record("small", 3),
-    ];
+    let records = vec![record("small", 1), record(&"y".repeat(5000), 2), record("small", 3)];
     let encoded = EncodedBatches::encode(&records, 1000).expect("encodes");
-    let counts: Vec<u32> = encoded
-        .batches()
-        .iter()
-        .map(|span| span.record_count)
-        .collect();
+    let counts: Vec<u32> = encoded.batches().iter().map(|span| span.record_count).collect();
     assert_eq!(counts, vec![1, 1, 1]);
 }
 
@@ -254,10 +222,7 @@ fn crc_mismatch_is_detected() {
     let mut bytes = encoded.bytes().to_vec();
     let last = bytes.len() - 1;
     bytes[last] ^= 0x40;
-    assert!(matches!(
-        decode_batch(&Bytes::from(bytes)),
-        Err(BatchError::CrcMismatch { .. })
-    ));
+    assert!(matches!(decode_batch(&Bytes::from(bytes)), Err(BatchError::CrcMismatch { .. })));
 }
 
 #[test]
@@ -267,53 +232,28 @@ fn a_huge_record_count_is_refused_before_allocating() {
     bytes[RECORD_COUNT_OFFSET..BATCH_HEADER_SIZE].copy_from_slice(&i32::MAX.to_be_bytes());
     let crc = crc32c::crc32c(&bytes[ATTRIBUTES_OFFSET..]);
     bytes[CRC_OFFSET..ATTRIBUTES_OFFSET].copy_from_slice(&crc.to_be_bytes());
-    assert!(matches!(
-        decode_batch(&Bytes::from(bytes.clone())),
-        Err(BatchError::RecordCountTooLarge { .. })
-    ));
+    assert!(matches!(decode_batch(&Bytes::from(bytes.clone())), Err(BatchError::RecordCountTooLarge { .. })));
     // Same with the gzip bit set: the kafka-protocol path is bounded too.
     bytes[ATTRIBUTES_OFFSET + 1] = 1;
     let crc = crc32c::crc32c(&bytes[ATTRIBUTES_OFFSET..]);
     bytes[CRC_OFFSET..ATTRIBUTES_OFFSET].copy_from_slice(&crc.to_be_bytes());
-    assert!(matches!(
-        decode_batch(&Bytes::from(bytes)),
-        Err(BatchError::RecordCountTooLarge { .. })
-    ));
+    assert!(matches!(decode_batch(&Bytes::from(bytes)), Err(BatchError::RecordCountTooLarge { .. })));
 }
 
 #[test]
 fn varint_sizes_match_the_encoder() {
-    for value in [
-        0,
-        1,
-        -1,
-        63,
-        -64,
-        64,
-        -65,
-        8191,
-        -8192,
-        8192,
-        i32::MAX,
-        i32::MIN,
-    ] {
+    for value in [0, 1, -1, 63, -64, 64, -65, 8191, -8192, 8192, i32::MAX, i32::MIN] {
         let mut buf = Vec::new();
         put_varint(&mut buf, value);
         assert_eq!(buf.len(), varint_size(value), "{value}");
-        let mut cursor = Cursor {
-            data: &buf,
-            position: 0,
-        };
+        let mut cursor = Cursor { data: &buf, position: 0 };
         assert_eq!(cursor.varint(), Ok(value));
     }
     for value in [0, -1, i64::MAX, i64::MIN, 1 << 40] {
         let mut buf = Vec::new();
         put_varlong(&mut buf, value);
         assert_eq!(buf.len(), varlong_size(value), "{value}");
-        let mut cursor = Cursor {
-            data: &buf,
-            position: 0,
-        };
+        let mut cursor = Cursor { data: &buf, position: 0 };
         assert_eq!(cursor.varlong(), Ok(value));
     }
 }

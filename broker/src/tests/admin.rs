@@ -9,14 +9,10 @@ fn group_offsets_survive_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let log = open(dir.path(), never_flush());
-        log.ensure_topic("a", TopicConfig::with_partitions(2))
-            .expect("topic");
-        log.ensure_topic("b", TopicConfig::default())
-            .expect("topic");
-        log.commit_offsets("connect-sink", &[("a", 0, 10), ("a", 1, 20), ("b", 0, 5)])
-            .expect("commit");
-        log.commit_offsets("connect-sink", &[("a", 0, 11)])
-            .expect("commit");
+        log.ensure_topic("a", TopicConfig::with_partitions(2)).expect("topic");
+        log.ensure_topic("b", TopicConfig::default()).expect("topic");
+        log.commit_offsets("connect-sink", &[("a", 0, 10), ("a", 1, 20), ("b", 0, 5)]).expect("commit");
+        log.commit_offsets("connect-sink", &[("a", 0, 11)]).expect("commit");
         log.commit_offsets("other", &[("b", 0, 1)]).expect("commit");
     }
     let log = open(dir.path(), never_flush());
@@ -25,16 +21,9 @@ fn group_offsets_survive_reopen() {
     assert_eq!(log.committed_offset("connect-sink", "b", 1), None);
     assert_eq!(
         log.group_offsets("connect-sink"),
-        vec![
-            ("a".to_owned(), 0, 11),
-            ("a".to_owned(), 1, 20),
-            ("b".to_owned(), 0, 5)
-        ]
+        vec![("a".to_owned(), 0, 11), ("a".to_owned(), 1, 20), ("b".to_owned(), 0, 5)]
     );
-    assert_eq!(
-        log.groups(),
-        vec!["connect-sink".to_owned(), "other".to_owned()]
-    );
+    assert_eq!(log.groups(), vec!["connect-sink".to_owned(), "other".to_owned()]);
     log.delete_group_offsets("other").expect("delete");
     assert!(log.group_offsets("other").is_empty());
 }
@@ -43,20 +32,10 @@ fn group_offsets_survive_reopen() {
 fn commit_offsets_rejects_unknown_partitions_and_negative_offsets() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = open(dir.path(), never_flush());
-    log.ensure_topic("a", TopicConfig::default())
-        .expect("topic");
-    assert!(matches!(
-        log.commit_offsets("g", &[("a", 1, 0)]),
-        Err(LogError::UnknownPartition { .. })
-    ));
-    assert!(matches!(
-        log.commit_offsets("g", &[("missing", 0, 0)]),
-        Err(LogError::UnknownTopic { .. })
-    ));
-    assert!(matches!(
-        log.commit_offsets("g", &[("a", 0, -1)]),
-        Err(LogError::InvalidOffset { .. })
-    ));
+    log.ensure_topic("a", TopicConfig::default()).expect("topic");
+    assert!(matches!(log.commit_offsets("g", &[("a", 1, 0)]), Err(LogError::UnknownPartition { .. })));
+    assert!(matches!(log.commit_offsets("g", &[("missing", 0, 0)]), Err(LogError::UnknownTopic { .. })));
+    assert!(matches!(log.commit_offsets("g", &[("a", 0, -1)]), Err(LogError::InvalidOffset { .. })));
     assert_eq!(log.committed_offset("g", "a", 0), None);
 }
 
@@ -64,32 +43,15 @@ fn commit_offsets_rejects_unknown_partitions_and_negative_offsets() {
 fn ensure_topic_is_idempotent_and_rejects_a_partition_count_mismatch() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = open(dir.path(), never_flush());
-    log.ensure_topic("t", TopicConfig::with_partitions(3))
-        .expect("create");
+    log.ensure_topic("t", TopicConfig::with_partitions(3)).expect("create");
     log.append("t", 2, &records(0, 1, 1)).expect("append");
-    log.ensure_topic("t", TopicConfig::with_partitions(3))
-        .expect("idempotent");
+    log.ensure_topic("t", TopicConfig::with_partitions(3)).expect("idempotent");
     assert_eq!(log.end_offset("t", 2).expect("end"), 1, "data kept");
-    let error = log
-        .ensure_topic("t", TopicConfig::with_partitions(4))
-        .expect_err("mismatch");
-    assert!(matches!(
-        error,
-        LogError::PartitionCountMismatch {
-            existing: 3,
-            requested: 4,
-            ..
-        }
-    ));
+    let error = log.ensure_topic("t", TopicConfig::with_partitions(4)).expect_err("mismatch");
+    assert!(matches!(error, LogError::PartitionCountMismatch { existing: 3, requested: 4, .. }));
     assert!(!error.is_retriable());
-    assert!(matches!(
-        log.ensure_topic("bad/name", TopicConfig::default()),
-        Err(LogError::InvalidTopicName { .. })
-    ));
-    assert!(matches!(
-        log.append("t", 3, &records(0, 1, 1)),
-        Err(LogError::UnknownPartition { partition: 3, .. })
-    ));
+    assert!(matches!(log.ensure_topic("bad/name", TopicConfig::default()), Err(LogError::InvalidTopicName { .. })));
+    assert!(matches!(log.append("t", 3, &records(0, 1, 1)), Err(LogError::UnknownPartition { partition: 3, .. })));
 }
 
 #[test]
@@ -97,53 +59,33 @@ fn update_topic_config_changes_retention_and_survives_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let log = open(dir.path(), never_flush());
-        log.ensure_topic("t", TopicConfig::default())
-            .expect("create");
-        let updated = TopicConfig {
-            retention_ms: Some(1000),
-            ..TopicConfig::default()
-        };
+        log.ensure_topic("t", TopicConfig::default()).expect("create");
+        let updated = TopicConfig { retention_ms: Some(1000), ..TopicConfig::default() };
         log.update_topic_config("t", updated).expect("update");
-        assert!(
-            log.update_topic_config("t", TopicConfig::with_partitions(2))
-                .is_err()
-        );
+        assert!(log.update_topic_config("t", TopicConfig::with_partitions(2)).is_err());
     }
     let log = open(dir.path(), never_flush());
-    assert_eq!(
-        log.topic_config("t").expect("config").retention_ms,
-        Some(1000)
-    );
+    assert_eq!(log.topic_config("t").expect("config").retention_ms, Some(1000));
 }
 
 #[test]
 fn delete_topic_removes_its_data_and_committed_offsets() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = open(dir.path(), never_flush());
-    log.ensure_topic("t", TopicConfig::with_partitions(2))
-        .expect("create");
-    log.ensure_topic("keep", TopicConfig::default())
-        .expect("create");
+    log.ensure_topic("t", TopicConfig::with_partitions(2)).expect("create");
+    log.ensure_topic("keep", TopicConfig::default()).expect("create");
     log.append("t", 0, &records(0, 5, 5)).expect("append");
-    log.commit_offsets("g", &[("t", 0, 5), ("keep", 0, 0)])
-        .expect("commit");
+    log.commit_offsets("g", &[("t", 0, 5), ("keep", 0, 0)]).expect("commit");
     let appender = log.end_offset_watch("t", 0).expect("watch");
     log.delete_topic("t").expect("delete");
     assert_eq!(log.topics(), vec!["keep".to_owned()]);
-    assert!(matches!(
-        log.append("t", 0, &records(0, 1, 1)),
-        Err(LogError::UnknownTopic { .. })
-    ));
-    assert!(matches!(
-        log.delete_topic("t"),
-        Err(LogError::UnknownTopic { .. })
-    ));
+    assert!(matches!(log.append("t", 0, &records(0, 1, 1)), Err(LogError::UnknownTopic { .. })));
+    assert!(matches!(log.delete_topic("t"), Err(LogError::UnknownTopic { .. })));
     assert_eq!(log.committed_offset("g", "t", 0), None);
     assert_eq!(log.committed_offset("g", "keep", 0), Some(0));
     assert!(!dir.path().join("topics/t-0").exists());
     drop(appender);
-    log.ensure_topic("t", TopicConfig::default())
-        .expect("recreate");
+    log.ensure_topic("t", TopicConfig::default()).expect("recreate");
     assert_eq!(log.end_offset("t", 0).expect("end"), 0);
     drop(log);
     let log = open(dir.path(), never_flush());
@@ -166,10 +108,7 @@ fn partition_directories_without_metadata_are_removed_at_open() {
 fn a_second_open_of_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = open(dir.path(), never_flush());
-    assert!(matches!(
-        Log::open(dir.path(), never_flush()),
-        Err(LogError::DirectoryLocked { .. })
-    ));
+    assert!(matches!(Log::open(dir.path(), never_flush()), Err(LogError::DirectoryLocked { .. })));
     drop(log);
     open(dir.path(), never_flush());
 }

@@ -16,8 +16,7 @@ fn reopen_keeps_everything_and_appends_continue() {
     let mut expected = Vec::new();
     {
         let log = open(dir.path(), small_segments());
-        log.ensure_topic("t", TopicConfig::with_partitions(2))
-            .expect("topic");
+        log.ensure_topic("t", TopicConfig::with_partitions(2)).expect("topic");
         for batch in 0..25 {
             let batch_records = records(batch * 4, 4, 60);
             log.append("t", 1, &batch_records).expect("append");
@@ -29,10 +28,7 @@ fn reopen_keeps_everything_and_appends_continue() {
     assert_eq!(log.topic_config("t").expect("config").partitions, 2);
     assert_eq!(log.end_offset("t", 1).expect("end"), 100);
     assert_eq!(log.end_offset("t", 0).expect("end"), 0);
-    let read_back: Vec<Record> = read_all(&log, "t", 1)
-        .into_iter()
-        .map(StoredRecord::into_record)
-        .collect();
+    let read_back: Vec<Record> = read_all(&log, "t", 1).into_iter().map(StoredRecord::into_record).collect();
     assert_eq!(read_back, expected);
     let next = log.append("t", 1, &records(100, 3, 10)).expect("append");
     assert_eq!(next.base_offset, 100);
@@ -44,11 +40,9 @@ fn reopen_truncates_torn_tail_in_the_last_of_several_segments() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (active_path, active_len_before_last, end_before_last) = {
         let log = open(dir.path(), small_segments());
-        log.ensure_topic("t", TopicConfig::default())
-            .expect("topic");
+        log.ensure_topic("t", TopicConfig::default()).expect("topic");
         for batch in 0..30 {
-            log.append("t", 0, &records(batch * 5, 5, 50))
-                .expect("append");
+            log.append("t", 0, &records(batch * 5, 5, 50)).expect("append");
         }
         let active = log.partition_for_test("t", 0).active_log_path();
         let before = std::fs::metadata(&active).expect("metadata").len();
@@ -58,20 +52,14 @@ fn reopen_truncates_torn_tail_in_the_last_of_several_segments() {
     };
     assert!(log_files(dir.path(), "t", 0).len() > 2);
     // Tear the last batch: keep all but its final 7 bytes.
-    let file = OpenOptions::new()
-        .write(true)
-        .open(&active_path)
-        .expect("open");
+    let file = OpenOptions::new().write(true).open(&active_path).expect("open");
     let len = file.metadata().expect("metadata").len();
     file.set_len(len - 7).expect("truncate");
     drop(file);
 
     let log = open(dir.path(), small_segments());
     assert_eq!(log.end_offset("t", 0).expect("end"), end_before_last);
-    assert_eq!(
-        std::fs::metadata(&active_path).expect("metadata").len(),
-        active_len_before_last
-    );
+    assert_eq!(std::fs::metadata(&active_path).expect("metadata").len(), active_len_before_last);
     let all = read_all(&log, "t", 0);
     assert_offsets_are_consecutive(&all, 0);
     assert_eq!(all.len() as i64, end_before_last);
@@ -82,8 +70,7 @@ fn reopen_truncates_torn_tail_in_the_last_of_several_segments() {
 /// Appends `batches` to a fresh log, returning the log file's length after each append.
 fn append_batches(dir: &Path, batches: &[Vec<Record>]) -> Vec<u64> {
     let log = open(dir, never_flush());
-    log.ensure_topic("t", TopicConfig::default())
-        .expect("topic");
+    log.ensure_topic("t", TopicConfig::default()).expect("topic");
     let path = segment_path(dir, "t", 0, 0);
     batches
         .iter()
@@ -96,12 +83,7 @@ fn append_batches(dir: &Path, batches: &[Vec<Record>]) -> Vec<u64> {
 
 /// Reopens and checks that exactly the batches ending at or before `damage_at` survived, and
 /// that appends continue after them.
-fn check_recovered(
-    dir: &Path,
-    batches: &[Vec<Record>],
-    ends: &[u64],
-    damage_at: u64,
-) -> Result<(), TestCaseError> {
+fn check_recovered(dir: &Path, batches: &[Vec<Record>], ends: &[u64], damage_at: u64) -> Result<(), TestCaseError> {
     let kept = ends.iter().take_while(|end| **end <= damage_at).count();
     let expected: Vec<Record> = batches[..kept].iter().flatten().cloned().collect();
     let log = open(dir, never_flush());
@@ -109,22 +91,14 @@ fn check_recovered(
     let read_back = read_all(&log, "t", 0);
     let read_offsets: Vec<i64> = read_back.iter().map(|record| record.offset).collect();
     prop_assert_eq!(read_offsets, (0..expected.len() as i64).collect::<Vec<_>>());
-    let read_back: Vec<Record> = read_back
-        .into_iter()
-        .map(StoredRecord::into_record)
-        .collect();
+    let read_back: Vec<Record> = read_back.into_iter().map(StoredRecord::into_record).collect();
     prop_assert_eq!(read_back, expected.clone());
-    let next = log
-        .append("t", 0, &records(0, 2, 5))
-        .expect("append after recovery");
+    let next = log.append("t", 0, &records(0, 2, 5)).expect("append after recovery");
     prop_assert_eq!(next.base_offset, expected.len() as i64);
     drop(log);
     // And the repaired log reopens cleanly with the new batch.
     let log = open(dir, never_flush());
-    prop_assert_eq!(
-        log.end_offset("t", 0).expect("end"),
-        expected.len() as i64 + 2
-    );
+    prop_assert_eq!(log.end_offset("t", 0).expect("end"), expected.len() as i64 + 2);
     Ok(())
 }
 
@@ -168,11 +142,9 @@ proptest! {
 fn a_corrupt_sealed_segment_fails_reads_with_segment_corrupt() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = open(dir.path(), small_segments());
-    log.ensure_topic("t", TopicConfig::default())
-        .expect("topic");
+    log.ensure_topic("t", TopicConfig::default()).expect("topic");
     for batch in 0..20 {
-        log.append("t", 0, &records(batch * 5, 5, 50))
-            .expect("append");
+        log.append("t", 0, &records(batch * 5, 5, 50)).expect("append");
     }
     let first = segment_path(dir.path(), "t", 0, 0);
     let mut bytes = std::fs::read(&first).expect("read");
@@ -180,10 +152,7 @@ fn a_corrupt_sealed_segment_fails_reads_with_segment_corrupt() {
     bytes[last] ^= 0xff;
     std::fs::write(&first, &bytes).expect("write");
     let error = read_all_result(&log);
-    assert!(
-        matches!(error, Err(LogError::SegmentCorrupt { .. })),
-        "{error:?}"
-    );
+    assert!(matches!(error, Err(LogError::SegmentCorrupt { .. })), "{error:?}");
 }
 
 #[test]
@@ -191,17 +160,14 @@ fn a_damaged_sealed_index_is_rebuilt_on_use() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let log = open(dir.path(), small_segments());
-        log.ensure_topic("t", TopicConfig::default())
-            .expect("topic");
+        log.ensure_topic("t", TopicConfig::default()).expect("topic");
         for batch in 0..30 {
-            log.append("t", 0, &records(batch * 5, 5, 50))
-                .expect("append");
+            log.append("t", 0, &records(batch * 5, 5, 50)).expect("append");
         }
     }
     let index = dir.path().join("topics/t-0/00000000000000000000.index");
     std::fs::write(&index, b"garbage").expect("damage index");
-    std::fs::remove_file(dir.path().join("topics/t-0/00000000000000000000.timeindex"))
-        .expect("remove");
+    std::fs::remove_file(dir.path().join("topics/t-0/00000000000000000000.timeindex")).expect("remove");
     let log = open(dir.path(), small_segments());
     for from in [0, 7, 13] {
         assert_eq!(log.read("t", 0, from, 1).expect("read")[0].offset, from);

@@ -8,19 +8,11 @@ use bytes::Bytes;
 use crate::{FlushPolicy, Log, LogConfig, LogError, Record, StoredRecord};
 
 pub(super) fn never_flush() -> LogConfig {
-    LogConfig {
-        flush: FlushPolicy::Never,
-        ..LogConfig::default()
-    }
+    LogConfig { flush: FlushPolicy::Never, ..LogConfig::default() }
 }
 
 pub(super) fn small_segments() -> LogConfig {
-    LogConfig {
-        flush: FlushPolicy::Never,
-        segment_bytes: 2048,
-        index_interval_bytes: 256,
-        ..LogConfig::default()
-    }
+    LogConfig { flush: FlushPolicy::Never, segment_bytes: 2048, index_interval_bytes: 256, ..LogConfig::default() }
 }
 
 pub(super) fn open(dir: &Path, config: LogConfig) -> Arc<Log> {
@@ -42,21 +34,13 @@ pub(super) fn read_all(log: &Log, topic: &str, partition: u32) -> Vec<StoredReco
     read_all_in_chunks(log, topic, partition, 1000)
 }
 
-pub(super) fn read_all_in_chunks(
-    log: &Log,
-    topic: &str,
-    partition: u32,
-    max_bytes: usize,
-) -> Vec<StoredRecord> {
+pub(super) fn read_all_in_chunks(log: &Log, topic: &str, partition: u32, max_bytes: usize) -> Vec<StoredRecord> {
     let end = log.end_offset(topic, partition).expect("end offset");
     let mut next = log.start_offset(topic, partition).expect("start offset");
     let mut all = Vec::new();
     while next < end {
         let chunk = log.read(topic, partition, next, max_bytes).expect("read");
-        assert!(
-            !chunk.is_empty(),
-            "read at {next} below end {end} returned nothing"
-        );
+        assert!(!chunk.is_empty(), "read at {next} below end {end} returned nothing");
         next = chunk.last().expect("non-empty").offset + 1;
         all.extend(chunk);
     }
@@ -64,18 +48,15 @@ pub(super) fn read_all_in_chunks(
 }
 
 pub(super) fn segment_path(dir: &Path, topic: &str, partition: u32, base_offset: i64) -> PathBuf {
-    dir.join("topics")
-        .join(format!("{topic}-{partition}"))
-        .join(format!("{base_offset:020}.log"))
+    dir.join("topics").join(format!("{topic}-{partition}")).join(format!("{base_offset:020}.log"))
 }
 
 pub(super) fn log_files(dir: &Path, topic: &str, partition: u32) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> =
-        std::fs::read_dir(dir.join("topics").join(format!("{topic}-{partition}")))
-            .expect("partition dir")
-            .map(|entry| entry.expect("entry").path())
-            .filter(|path| path.extension().is_some_and(|extension| extension == "log"))
-            .collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("topics").join(format!("{topic}-{partition}")))
+        .expect("partition dir")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "log"))
+        .collect();
     files.sort();
     files
 }

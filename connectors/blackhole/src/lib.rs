@@ -47,13 +47,9 @@ impl Sink for Blackhole {
 
     fn put(&mut self, records: &[SinkRecordRef<'_>]) -> Result<Vec<RecordFailure>, ConnectorError> {
         for record in records {
-            let headers: usize = record
-                .headers
-                .iter()
-                .map(|(name, value)| name.len() + value.map_or(0, <[u8]>::len))
-                .sum();
-            let size =
-                record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len) + headers;
+            let headers: usize =
+                record.headers.iter().map(|(name, value)| name.len() + value.map_or(0, <[u8]>::len)).sum();
+            let size = record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len) + headers;
             self.bytes += size as u64;
         }
         self.records += records.len() as u64;
@@ -61,8 +57,7 @@ impl Sink for Blackhole {
     }
 
     fn close(&mut self) -> Result<(), ConnectorError> {
-        self.context
-            .info(&format!("blackhole discarded {} records, {} bytes", self.records, self.bytes));
+        self.context.info(&format!("blackhole discarded {} records, {} bytes", self.records, self.bytes));
         Ok(())
     }
 }
@@ -81,18 +76,14 @@ mod tests {
     fn counts_records_and_bytes_and_logs_totals_on_close() {
         let host = MemoryHost::new();
         let config = r#"{"topics":"orders"}"#;
-        let mut task =
-            native::open_sink::<Blackhole>(config, "null", 0, Box::new(host.clone())).unwrap();
+        let mut task = native::open_sink::<Blackhole>(config, "null", 0, Box::new(host.clone())).unwrap();
         let mut batch = SinkBatchWriter::new();
         batch.push("orders", 0, 0, 1, Some(b"k1"), Some(b"value"), std::iter::empty());
         batch.push("orders", 0, 1, 1, None, None, [("h", Some(&b"xyz"[..]))].into_iter());
         assert!(task.put(&batch.finish()).unwrap().is_empty());
         task.flush().unwrap();
         task.close().unwrap();
-        assert_eq!(
-            host.logs(),
-            vec![(Level::Info, "blackhole discarded 2 records, 11 bytes".to_owned())]
-        );
+        assert_eq!(host.logs(), vec![(Level::Info, "blackhole discarded 2 records, 11 bytes".to_owned())]);
     }
 
     #[test]

@@ -91,10 +91,7 @@ impl DatagenConfig {
                     ),
                 ));
             } else if size > MAX_VALUE_SIZE {
-                errors.push(FieldError::new(
-                    "value.size",
-                    format!("must be at most {MAX_VALUE_SIZE}"),
-                ));
+                errors.push(FieldError::new("value.size", format!("must be at most {MAX_VALUE_SIZE}")));
             }
         }
         if errors.is_empty() { Ok(()) } else { Err(errors) }
@@ -131,14 +128,9 @@ mod tests {
     #[test]
     fn documented_minimum_value_sizes_hold() {
         for (quickstart, minimum) in [("pageviews", 98), ("users", 123), ("orders", 164)] {
-            let fits = config(&format!(
-                r#"{{"topic":"t","quickstart":"{quickstart}","value.size":{minimum}}}"#
-            ));
+            let fits = config(&format!(r#"{{"topic":"t","quickstart":"{quickstart}","value.size":{minimum}}}"#));
             assert!(fits.check().is_ok(), "{quickstart} {minimum}");
-            let short = config(&format!(
-                r#"{{"topic":"t","quickstart":"{quickstart}","value.size":{}}}"#,
-                minimum - 1
-            ));
+            let short = config(&format!(r#"{{"topic":"t","quickstart":"{quickstart}","value.size":{}}}"#, minimum - 1));
             let errors = short.check().unwrap_err();
             assert_eq!(errors[0].field, "value.size");
         }

@@ -41,28 +41,9 @@ impl SplitMix64 {
 /// One event's fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Event {
-    Order {
-        id: u64,
-        time: u64,
-        item: u64,
-        units_hundredths: u64,
-        city: u64,
-        state: u64,
-        zipcode: u64,
-    },
-    User {
-        id: u64,
-        time: u64,
-        user: u64,
-        region: u64,
-        gender: &'static str,
-    },
-    Pageview {
-        id: u64,
-        time: u64,
-        user: u64,
-        page: u64,
-    },
+    Order { id: u64, time: u64, item: u64, units_hundredths: u64, city: u64, state: u64, zipcode: u64 },
+    User { id: u64, time: u64, user: u64, region: u64, gender: &'static str },
+    Pageview { id: u64, time: u64, user: u64, page: u64 },
 }
 
 const GENDERS: [&str; 3] = ["MALE", "FEMALE", "OTHER"];
@@ -88,12 +69,9 @@ impl Event {
                 region: random.between(1, 9),
                 gender: GENDERS[random.between(0, 2) as usize],
             },
-            Quickstart::Pageviews => Event::Pageview {
-                id,
-                time,
-                user: random.between(1, 9),
-                page: random.between(10, 99),
-            },
+            Quickstart::Pageviews => {
+                Event::Pageview { id, time, user: random.between(1, 9), page: random.between(10, 99) }
+            }
         }
     }
 
@@ -109,12 +87,8 @@ impl Event {
                 state: 99,
                 zipcode: 99_999,
             },
-            Quickstart::Users => {
-                Event::User { id: max_id, time: TIME_MAX, user: 9, region: 9, gender: "FEMALE" }
-            }
-            Quickstart::Pageviews => {
-                Event::Pageview { id: max_id, time: TIME_MAX, user: 9, page: 99 }
-            }
+            Quickstart::Users => Event::User { id: max_id, time: TIME_MAX, user: 9, region: 9, gender: "FEMALE" },
+            Quickstart::Pageviews => Event::Pageview { id: max_id, time: TIME_MAX, user: 9, page: 99 },
         }
     }
 
@@ -225,8 +199,7 @@ mod tests {
 
     #[test]
     fn events_are_json_with_the_quickstart_fields() {
-        let order: serde_json::Value =
-            serde_json::from_slice(&event(Quickstart::Orders, 17, None)).unwrap();
+        let order: serde_json::Value = serde_json::from_slice(&event(Quickstart::Orders, 17, None)).unwrap();
         assert_eq!(order["id"], 17);
         assert!(order["ordertime"].as_u64().unwrap() >= TIME_MIN);
         assert!(order["itemid"].as_str().unwrap().starts_with("Item_"));
@@ -236,14 +209,12 @@ mod tests {
         assert!(order["address"]["state"].as_str().unwrap().starts_with("State_"));
         assert!((10_000..100_000).contains(&order["address"]["zipcode"].as_u64().unwrap()));
 
-        let user: serde_json::Value =
-            serde_json::from_slice(&event(Quickstart::Users, 3, None)).unwrap();
+        let user: serde_json::Value = serde_json::from_slice(&event(Quickstart::Users, 3, None)).unwrap();
         assert_eq!(user["id"], 3);
         assert!(GENDERS.contains(&user["gender"].as_str().unwrap()));
         assert!(user["regionid"].as_str().unwrap().starts_with("Region_"));
 
-        let view: serde_json::Value =
-            serde_json::from_slice(&event(Quickstart::Pageviews, 5, None)).unwrap();
+        let view: serde_json::Value = serde_json::from_slice(&event(Quickstart::Pageviews, 5, None)).unwrap();
         assert!(view["pageid"].as_str().unwrap().starts_with("Page_"));
         assert!(view["viewtime"].is_u64());
     }
@@ -260,9 +231,7 @@ mod tests {
 
     #[test]
     fn padding_gives_exact_sizes_and_valid_json() {
-        for (quickstart, size) in
-            [(Quickstart::Pageviews, 100), (Quickstart::Orders, 1024), (Quickstart::Users, 200)]
-        {
+        for (quickstart, size) in [(Quickstart::Pageviews, 100), (Quickstart::Orders, 1024), (Quickstart::Users, 200)] {
             let minimum = max_len(quickstart, u64::MAX) + PAD_OVERHEAD;
             assert!(size >= minimum, "{size} < {minimum}");
             for id in [0, 1, 99, 12_345, u64::MAX] {

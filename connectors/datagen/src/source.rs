@@ -39,7 +39,8 @@ impl Connector for Datagen {
     type Config = DatagenConfig;
     const NAME: &'static str = "datagen";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str = "Generates deterministic synthetic events (orders, users, pageviews), as Confluent's datagen.";
+    const DESCRIPTION: &'static str =
+        "Generates deterministic synthetic events (orders, users, pageviews), as Confluent's datagen.";
 
     fn validate(config: &DatagenConfig) -> Result<(), Vec<FieldError>> {
         config.check()
@@ -47,10 +48,7 @@ impl Connector for Datagen {
 
     /// Ids are dealt round-robin over `min(max_tasks, iterations)` tasks (`max_tasks` when
     /// endless).
-    fn task_configs(
-        config: &DatagenConfig,
-        max_tasks: u32,
-    ) -> Result<Vec<serde_json::Value>, ConnectorError> {
+    fn task_configs(config: &DatagenConfig, max_tasks: u32) -> Result<Vec<serde_json::Value>, ConnectorError> {
         let mut tasks = u64::from(max_tasks.max(1));
         if config.iterations > 0 {
             tasks = tasks.min(config.iterations);
@@ -72,8 +70,7 @@ struct Position {
 
 /// The smallest id after `last` that belongs to `assignment`, if any fits in a u64.
 fn next_after(last: u64, assignment: TaskAssignment) -> Option<u64> {
-    let candidate =
-        (last / assignment.tasks).checked_mul(assignment.tasks)?.checked_add(assignment.task)?;
+    let candidate = (last / assignment.tasks).checked_mul(assignment.tasks)?.checked_add(assignment.task)?;
     if candidate > last { Some(candidate) } else { candidate.checked_add(assignment.tasks) }
 }
 
@@ -173,8 +170,7 @@ impl Source for Datagen {
                 events::write_event(quickstart, id, value_size, buffer);
             });
             self.emitted += 1;
-            self.next_id =
-                id.checked_add(self.assignment.tasks).filter(|next| self.in_range(*next));
+            self.next_id = id.checked_add(self.assignment.tasks).filter(|next| self.in_range(*next));
             if self.next_id.is_none() {
                 self.context.info(&format!(
                     "datagen task {} of {} generated its last id {id}",

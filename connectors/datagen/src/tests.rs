@@ -83,9 +83,7 @@ fn ids_are_unique_and_complete_across_tasks() {
     let mut count = 0;
     for (index, task_config) in tasks.iter().enumerate() {
         let host = MemoryHost::new();
-        let mut task =
-            native::open_source::<Datagen>(config, task_config, index as u32, Box::new(host))
-                .unwrap();
+        let mut task = native::open_source::<Datagen>(config, task_config, index as u32, Box::new(host)).unwrap();
         for record in drain(&mut task) {
             assert_eq!(record.id() % 3, index as u64);
             assert_eq!(record.partition, format!("{{\"task\":{index}}}").into_bytes());

@@ -62,13 +62,13 @@ impl Sink for FileSink {
             return Err(ConnectorError::InvalidConfig(message));
         }
         let path = PathBuf::from(&config.file);
-        let file =
-            OpenOptions::new().create(true).append(true).open(&path).map_err(|error| {
-                ConnectorError::io(&format!("opening {}", path.display()), &error)
-            })?;
-        let dropped = drop_torn_line(&path).map_err(|error| {
-            ConnectorError::io(&format!("repairing the end of {}", path.display()), &error)
-        })?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|error| ConnectorError::io(&format!("opening {}", path.display()), &error))?;
+        let dropped = drop_torn_line(&path)
+            .map_err(|error| ConnectorError::io(&format!("repairing the end of {}", path.display()), &error))?;
         if dropped > 0 {
             context.warn(&format!(
                 "file-sink dropped {dropped} bytes of a partial last line in {} (written before a crash; \
@@ -99,11 +99,7 @@ impl Sink for FileSink {
 
     fn close(&mut self) -> Result<(), ConnectorError> {
         self.writer.flush().map_err(|error| self.io_error("writing", &error))?;
-        self.context.info(&format!(
-            "file-sink closing {} after {} lines",
-            self.path.display(),
-            self.lines
-        ));
+        self.context.info(&format!("file-sink closing {} after {} lines", self.path.display(), self.lines));
         Ok(())
     }
 }
@@ -142,4 +138,3 @@ fn drop_torn_line(path: &std::path::Path) -> std::io::Result<u64> {
     }
     Ok(length)
 }
-

@@ -10,22 +10,13 @@ use crate::FileSink;
 
 fn open(path: &Path) -> Box<dyn DynSinkTask> {
     let config = serde_json::json!({ "file": path.to_str().unwrap(), "topics": "orders" });
-    native::open_sink::<FileSink>(&config.to_string(), "null", 0, Box::new(MemoryHost::new()))
-        .unwrap()
+    native::open_sink::<FileSink>(&config.to_string(), "null", 0, Box::new(MemoryHost::new())).unwrap()
 }
 
 fn batch(values: &[Option<&str>]) -> Vec<u8> {
     let mut writer = SinkBatchWriter::new();
     for (offset, value) in values.iter().enumerate() {
-        writer.push(
-            "orders",
-            0,
-            offset as i64,
-            0,
-            None,
-            value.map(str::as_bytes),
-            std::iter::empty(),
-        );
+        writer.push("orders", 0, offset as i64, 0, None, value.map(str::as_bytes), std::iter::empty());
     }
     writer.finish()
 }
@@ -73,8 +64,7 @@ fn a_missing_directory_is_a_fatal_open_error() {
         "file": dir.path().join("absent/out.txt").to_str().unwrap(),
         "topics": "orders",
     });
-    let result =
-        native::open_sink::<FileSink>(&config.to_string(), "null", 0, Box::new(MemoryHost::new()));
+    let result = native::open_sink::<FileSink>(&config.to_string(), "null", 0, Box::new(MemoryHost::new()));
     assert!(matches!(result, Err(ConnectorError::Fatal(_))));
 }
 
@@ -90,10 +80,7 @@ fn config_requires_file_and_topics() {
     let connector = native::sink_connector::<FileSink>();
     assert_eq!(connector.validate(r#"{"topics":"a"}"#).unwrap_err()[0].field, "file");
     assert_eq!(connector.validate(r#"{"file":"f"}"#).unwrap_err()[0].field, "topics");
-    assert_eq!(
-        connector.validate(r#"{"file":"f","topics":" , "}"#).unwrap_err()[0].field,
-        "topics"
-    );
+    assert_eq!(connector.validate(r#"{"file":"f","topics":" , "}"#).unwrap_err()[0].field, "topics");
     assert!(connector.validate(r#"{"file":"f","topics":"a,b"}"#).is_ok());
 }
 

@@ -150,8 +150,7 @@ impl FileSource {
         }
         match File::open(&self.path) {
             Ok(mut file) => {
-                file.seek(SeekFrom::Start(self.position))
-                    .map_err(|error| self.io_error("seeking in", &error))?;
+                file.seek(SeekFrom::Start(self.position)).map_err(|error| self.io_error("seeking in", &error))?;
                 self.pending.clear();
                 if self.logged_missing {
                     self.context.info(&format!("file-source found {}", self.path.display()));
@@ -161,8 +160,7 @@ impl FileSource {
             }
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
                 if !self.logged_missing {
-                    self.context
-                        .info(&format!("file-source waiting for {} to exist", self.path.display()));
+                    self.context.info(&format!("file-source waiting for {} to exist", self.path.display()));
                     self.logged_missing = true;
                 }
                 Ok(None)
@@ -198,10 +196,7 @@ impl FileSource {
             }
             pending.drain(..start);
             start = 0;
-            let read = file
-                .take(READ_CHUNK)
-                .read_to_end(pending)
-                .map_err(|error| self.io_error("reading", &error))?;
+            let read = file.take(READ_CHUNK).read_to_end(pending).map_err(|error| self.io_error("reading", &error))?;
             if read == 0 {
                 break self.at_end(pending.len() as u64)?;
             }

@@ -19,8 +19,7 @@ fn config(path: &Path, batch_size: Option<u32>) -> String {
 }
 
 fn open(path: &Path, batch_size: Option<u32>, host: &MemoryHost) -> Box<dyn DynSourceTask> {
-    native::open_source::<FileSource>(&config(path, batch_size), "null", 0, Box::new(host.clone()))
-        .unwrap()
+    native::open_source::<FileSource>(&config(path, batch_size), "null", 0, Box::new(host.clone())).unwrap()
 }
 
 fn append(path: &Path, text: &str) {
@@ -84,12 +83,8 @@ fn resumes_from_the_committed_position() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("in.txt");
     append(&path, "one\ntwo\nthree\n");
-    let partition =
-        serde_json::to_vec(&serde_json::json!({ "filename": path.to_str().unwrap() })).unwrap();
-    let host = MemoryHost::with_committed(vec![SourceOffset {
-        partition,
-        position: br#"{"position":4}"#.to_vec(),
-    }]);
+    let partition = serde_json::to_vec(&serde_json::json!({ "filename": path.to_str().unwrap() })).unwrap();
+    let host = MemoryHost::with_committed(vec![SourceOffset { partition, position: br#"{"position":4}"#.to_vec() }]);
     let mut task = open(&path, None, &host);
     assert_eq!(values(&poll(&mut task, 100)), ["two", "three"]);
 }

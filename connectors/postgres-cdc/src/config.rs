@@ -152,7 +152,9 @@ impl CdcConfig {
     /// One [`FieldError`] per problem.
     pub fn check(&self) -> Result<(), Vec<FieldError>> {
         let mut errors = Vec::new();
-        for (field, list) in [("table.include.list", &self.table_include_list), ("table.exclude.list", &self.table_exclude_list)] {
+        for (field, list) in
+            [("table.include.list", &self.table_include_list), ("table.exclude.list", &self.table_exclude_list)]
+        {
             if let Some(list) = list
                 && let Err(error) = crate::filter::TableFilter::compile(Some(list), None)
             {
@@ -170,5 +172,7 @@ impl CdcConfig {
 }
 
 fn is_identifier(name: &str) -> bool {
-    !name.is_empty() && name.len() < 64 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    !name.is_empty()
+        && name.len() < 64
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }

@@ -44,7 +44,8 @@ mod tests {
 
     #[test]
     fn include_and_exclude_are_anchored_regexes() {
-        let filter = TableFilter::compile(Some("public\\.order.*, inventory\\.items"), Some("public\\.orders_old")).unwrap();
+        let filter =
+            TableFilter::compile(Some("public\\.order.*, inventory\\.items"), Some("public\\.orders_old")).unwrap();
         assert!(filter.captures("public", "orders"));
         assert!(filter.captures("inventory", "items"));
         assert!(!filter.captures("inventory", "items2"));

@@ -36,10 +36,26 @@ pub struct Relation {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     Relation(Relation),
-    Insert { relation: u32, new: Vec<TupleValue> },
-    Update { relation: u32, old: Option<Vec<TupleValue>>, key_only: bool, new: Vec<TupleValue> },
-    Delete { relation: u32, old: Vec<TupleValue>, key_only: bool },
-    Truncate { relations: Vec<u32>, cascade: bool, restart_identity: bool },
+    Insert {
+        relation: u32,
+        new: Vec<TupleValue>,
+    },
+    Update {
+        relation: u32,
+        old: Option<Vec<TupleValue>>,
+        key_only: bool,
+        new: Vec<TupleValue>,
+    },
+    Delete {
+        relation: u32,
+        old: Vec<TupleValue>,
+        key_only: bool,
+    },
+    Truncate {
+        relations: Vec<u32>,
+        cascade: bool,
+        restart_identity: bool,
+    },
     /// Type, Origin, Begin/Commit (decoded by the host) and anything newer: nothing to emit.
     Other(u8),
 }

@@ -170,7 +170,8 @@ impl Source for PostgresCdc {
     fn open(config: CdcConfig, context: TaskContext) -> Result<Self, ConnectorError> {
         let filter = TableFilter::compile(config.table_include_list.as_deref(), config.table_exclude_list.as_deref())
             .map_err(ConnectorError::InvalidConfig)?;
-        let partition = serde_json::to_vec(&json!({ "server": config.topic_prefix })).expect("a JSON object serializes");
+        let partition =
+            serde_json::to_vec(&json!({ "server": config.topic_prefix })).expect("a JSON object serializes");
         let task = PostgresCdc {
             config,
             filter,
@@ -235,7 +236,9 @@ impl Source for PostgresCdc {
             if position.last && position.end_lsn > self.acked && self.streaming {
                 match pg::ack(position.end_lsn) {
                     Ok(()) => self.acked = position.end_lsn,
-                    Err(error) => self.context.warn(&format!("cannot acknowledge {}: {error}", pg::format_lsn(position.end_lsn))),
+                    Err(error) => {
+                        self.context.warn(&format!("cannot acknowledge {}: {error}", pg::format_lsn(position.end_lsn)))
+                    }
                 }
             }
         }
@@ -267,8 +270,9 @@ impl PostgresCdc {
 
     fn ensure_publication(&self) -> Result<(), ConnectorError> {
         let name = &self.config.publication_name;
-        let found = pg::query_rows(&format!("SELECT pubname FROM pg_publication WHERE pubname = {}", quote_literal(name)))
-            .map_err(pg_error("looking up the publication"))?;
+        let found =
+            pg::query_rows(&format!("SELECT pubname FROM pg_publication WHERE pubname = {}", quote_literal(name)))
+                .map_err(pg_error("looking up the publication"))?;
         if !found.is_empty() {
             return Ok(());
         }
@@ -284,8 +288,10 @@ impl PostgresCdc {
                 if tables.is_empty() {
                     format!("CREATE PUBLICATION {}", quote_ident(name))
                 } else {
-                    let list: Vec<String> =
-                        tables.iter().map(|(schema, table)| format!("{}.{}", quote_ident(schema), quote_ident(table))).collect();
+                    let list: Vec<String> = tables
+                        .iter()
+                        .map(|(schema, table)| format!("{}.{}", quote_ident(schema), quote_ident(table)))
+                        .collect();
                     format!("CREATE PUBLICATION {} FOR TABLE {}", quote_ident(name), list.join(", "))
                 }
             }
@@ -329,7 +335,11 @@ impl PostgresCdc {
 
     /// Columns and primary key of a relation (`relation`: a quoted name or an OID).
     fn describe(&self, relation: &str, schema: String, name: String) -> Result<Table, ConnectorError> {
-        let regclass = if relation.bytes().all(|b| b.is_ascii_digit()) { relation.to_owned() } else { format!("{}::regclass", quote_literal(relation)) };
+        let regclass = if relation.bytes().all(|b| b.is_ascii_digit()) {
+            relation.to_owned()
+        } else {
+            format!("{}::regclass", quote_literal(relation))
+        };
         let columns = pg::query_rows(&format!(
             "SELECT attname, atttypid::int8 AS type FROM pg_attribute WHERE attrelid = {regclass} AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
         ))
@@ -418,7 +428,13 @@ impl PostgresCdc {
                     self.phase = Phase::Finished;
                     return Ok(());
                 }
-                let start = if position.snapshot { position.consistent_point } else if position.last { position.end_lsn } else { 0 };
+                let start = if position.snapshot {
+                    position.consistent_point
+                } else if position.last {
+                    position.end_lsn
+                } else {
+                    0
+                };
                 self.skip_until = (!position.snapshot).then(|| mark(&position));
                 self.acked = confirmed;
                 self.start_streaming(start)
@@ -453,7 +469,13 @@ impl PostgresCdc {
             tables.len(),
             pg::format_lsn(created.consistent_point)
         ));
-        self.phase = Phase::Snapshot(Snapshot { consistent_point: created.consistent_point, tables, index: 0, cursor_open: false, rows: 0 });
+        self.phase = Phase::Snapshot(Snapshot {
+            consistent_point: created.consistent_point,
+            tables,
+            index: 0,
+            cursor_open: false,
+            rows: 0,
+        });
         Ok(())
     }
 
@@ -500,7 +522,8 @@ impl PostgresCdc {
             .map_err(pg_error("reading the snapshot"))?;
             snapshot.cursor_open = true;
         }
-        let rows = pg::query_rows(&format!("FETCH {fetch} FROM weir_snapshot")).map_err(pg_error("reading the snapshot"))?;
+        let rows =
+            pg::query_rows(&format!("FETCH {fetch} FROM weir_snapshot")).map_err(pg_error("reading the snapshot"))?;
         if rows.len() < fetch {
             pg::query("CLOSE weir_snapshot").map_err(pg_error("reading the snapshot"))?;
             snapshot.cursor_open = false;
@@ -519,7 +542,8 @@ impl PostgresCdc {
         for row in rows {
             let mut after = Map::new();
             for (name, type_oid) in &table.columns {
-                let value = row.get(name).and_then(Value::as_str).map_or(Value::Null, |text| values::convert(*type_oid, text));
+                let value =
+                    row.get(name).and_then(Value::as_str).map_or(Value::Null, |text| values::convert(*type_oid, text));
                 after.insert(name.clone(), value);
             }
             let key = key_of(&table, &after);
@@ -661,12 +685,16 @@ impl PostgresCdc {
             }
             WalEvent::Message { lsn, transactional: false, prefix, .. } if prefix == HEARTBEAT_PREFIX => {
                 if self.transaction.is_none() && self.held.is_none() && self.config.heartbeat_interval_ms > 0 {
-                    let position = Position { commit_lsn: lsn, seq: 0, last: true, end_lsn: lsn, ..Position::default() };
+                    let position =
+                        Position { commit_lsn: lsn, seq: 0, last: true, end_lsn: lsn, ..Position::default() };
                     if !self.skipped(&position) {
                         let value = json!({ "ts_ms": now_ms() });
                         self.ready.push_back(Pending {
                             topic: format!("__debezium-heartbeat.{}", self.config.topic_prefix),
-                            key: Some(serde_json::to_vec(&json!({ "serverName": self.config.topic_prefix })).expect("JSON serializes")),
+                            key: Some(
+                                serde_json::to_vec(&json!({ "serverName": self.config.topic_prefix }))
+                                    .expect("JSON serializes"),
+                            ),
                             value: Some(serde_json::to_vec(&value).expect("JSON serializes")),
                             timestamp: None,
                             position,
@@ -684,9 +712,9 @@ impl PostgresCdc {
     }
 
     fn relation(&self, id: u32) -> Result<&Arc<Table>, ConnectorError> {
-        self.relations
-            .get(&id)
-            .ok_or_else(|| ConnectorError::Fatal(format!("pgoutput sent a change of relation {id} before describing it")))
+        self.relations.get(&id).ok_or_else(|| {
+            ConnectorError::Fatal(format!("pgoutput sent a change of relation {id} before describing it"))
+        })
     }
 
     fn change(&mut self, lsn: u64, message: Message) -> Result<(), ConnectorError> {
@@ -702,13 +730,17 @@ impl PostgresCdc {
                     source_head: String::new(),
                     source_tail: String::new(),
                 });
-                table.key = match self.describe(&relation.id.to_string(), relation.schema.clone(), relation.name.clone()) {
-                    Ok(described) => described.key,
-                    Err(_) if relation.replica_identity == b'd' => {
-                        relation.columns.iter().filter(|column| column.key).map(|column| column.name.clone()).collect()
-                    }
-                    Err(_) => Vec::new(),
-                };
+                table.key =
+                    match self.describe(&relation.id.to_string(), relation.schema.clone(), relation.name.clone()) {
+                        Ok(described) => described.key,
+                        Err(_) if relation.replica_identity == b'd' => relation
+                            .columns
+                            .iter()
+                            .filter(|column| column.key)
+                            .map(|column| column.name.clone())
+                            .collect(),
+                        Err(_) => Vec::new(),
+                    };
                 self.relations.insert(relation.id, Arc::new(table));
                 return Ok(());
             }
@@ -738,7 +770,14 @@ impl PostgresCdc {
         self.emit(lsn, table_id, op, before, after)
     }
 
-    fn emit(&mut self, lsn: u64, relation: u32, op: &str, before: Option<Map<String, Value>>, after: Option<Map<String, Value>>) -> Result<(), ConnectorError> {
+    fn emit(
+        &mut self,
+        lsn: u64,
+        relation: u32,
+        op: &str,
+        before: Option<Map<String, Value>>,
+        after: Option<Map<String, Value>>,
+    ) -> Result<(), ConnectorError> {
         let table = Arc::clone(self.relation(relation)?);
         if !table.captured {
             return Ok(());
@@ -750,12 +789,10 @@ impl PostgresCdc {
         let tombstone = op == "d" && self.config.tombstones_on_delete;
         let first_seq = transaction.seq;
         transaction.seq += if tombstone { 2 } else { 1 };
-        let key = if op == "t" {
-            None
-        } else {
-            after.as_ref().or(before.as_ref()).and_then(|image| key_of(&table, image))
-        };
-        let value = envelope(&table, before.as_ref(), after.as_ref(), op, commit_time_ms, "false", Some(xid), lsn, now_ms());
+        let key =
+            if op == "t" { None } else { after.as_ref().or(before.as_ref()).and_then(|image| key_of(&table, image)) };
+        let value =
+            envelope(&table, before.as_ref(), after.as_ref(), op, commit_time_ms, "false", Some(xid), lsn, now_ms());
         let topic = table.topic.clone();
         let position = Position { commit_lsn: final_lsn, seq: first_seq, ..Position::default() };
         if !self.skipped(&position) {

@@ -56,7 +56,9 @@ pub fn convert(type_oid: u32, text: &str) -> Value {
         INT2 | INT4 | INT8 | OID => text.parse::<i64>().map_or_else(|_| Value::String(text.to_owned()), Value::from),
         FLOAT4 | FLOAT8 => match text.parse::<f64>() {
             // NaN and the infinities are not JSON numbers: their text form, as a string.
-            Ok(number) if number.is_finite() => serde_json::Number::from_f64(number).map_or_else(|| Value::String(text.to_owned()), Value::Number),
+            Ok(number) if number.is_finite() => {
+                serde_json::Number::from_f64(number).map_or_else(|| Value::String(text.to_owned()), Value::Number)
+            }
             _ => Value::String(text.to_owned()),
         },
         BYTEA => match text.strip_prefix("\\x").and_then(decode_hex) {

@@ -23,7 +23,11 @@ use weir_runtime::{ManifestError, ManifestFile, Worker, WorkerConfig};
 mod cli;
 
 #[derive(Debug, Parser)]
-#[command(name = "weir", version, about = "A connector runtime: sandboxed WebAssembly connectors around an embedded event log")]
+#[command(
+    name = "weir",
+    version,
+    about = "A connector runtime: sandboxed WebAssembly connectors around an embedded event log"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -103,7 +107,8 @@ fn parse_flush(text: &str) -> Result<FlushPolicy, String> {
 
 fn main() -> ExitCode {
     // The filter sits behind a reload handle so that `/admin/loggers` can change it live.
-    let initial = std::env::var("WEIR_LOG").ok().filter(|text| EnvFilter::try_new(text).is_ok()).unwrap_or_else(|| "info".into());
+    let initial =
+        std::env::var("WEIR_LOG").ok().filter(|text| EnvFilter::try_new(text).is_ok()).unwrap_or_else(|| "info".into());
     let (filter, reload) = tracing_subscriber::reload::Layer::new(EnvFilter::new(&initial));
     tracing_subscriber::registry()
         .with(filter)
@@ -171,7 +176,13 @@ async fn run(cli: Cli, log_levels: Arc<LogLevels>) -> anyhow::Result<ExitCode> {
             println!("{:<16} {:<7} {:<9} DESCRIPTION", "NAME", "KIND", "VERSION");
             for plugin in worker.plugins().plugins() {
                 let spec = plugin.spec();
-                println!("{:<16} {:<7} {:<9} {}", spec.name, format!("{:?}", spec.kind).to_lowercase(), spec.version, spec.description);
+                println!(
+                    "{:<16} {:<7} {:<9} {}",
+                    spec.name,
+                    format!("{:?}", spec.kind).to_lowercase(),
+                    spec.version,
+                    spec.description
+                );
             }
             let _ = std::fs::remove_dir_all(&scratch);
             Ok(ExitCode::SUCCESS)
@@ -250,7 +261,8 @@ async fn run_worker(
         Err(code) => return Ok(code),
     };
     let data_dir = config.data_dir.clone();
-    let worker = Worker::start(config).await.with_context(|| format!("while starting the worker in {}", data_dir.display()))?;
+    let worker =
+        Worker::start(config).await.with_context(|| format!("while starting the worker in {}", data_dir.display()))?;
     if let Err(code) = validate_all(&worker, &files).await {
         worker.shutdown().await;
         return Ok(code);
@@ -261,22 +273,22 @@ async fn run_worker(
     worker.restore().await;
     for file in &files {
         for definition in &file.definitions {
-            worker
-                .put(definition.clone(), None)
-                .await
-                .with_context(|| format!("while starting connector {} from {}", definition.name, file.path.display()))?;
+            worker.put(definition.clone(), None).await.with_context(|| {
+                format!("while starting connector {} from {}", definition.name, file.path.display())
+            })?;
         }
     }
     let stop_rest = tokio_util::sync::CancellationToken::new();
     let state = ApiState { worker: worker.clone(), log_levels: Some(log_levels) };
     let rest_stopped = stop_rest.clone();
-    let (bound, server) = match weir_runtime::rest::serve(rest_listen, state, async move { rest_stopped.cancelled().await }).await {
-        Ok(serving) => serving,
-        Err(error) => {
-            worker.shutdown().await;
-            return Err(error).with_context(|| format!("while binding the REST API to {rest_listen}"));
-        }
-    };
+    let (bound, server) =
+        match weir_runtime::rest::serve(rest_listen, state, async move { rest_stopped.cancelled().await }).await {
+            Ok(serving) => serving,
+            Err(error) => {
+                worker.shutdown().await;
+                return Err(error).with_context(|| format!("while binding the REST API to {rest_listen}"));
+            }
+        };
     tracing::info!(address = %bound, "REST API listening");
     println!(
         "weir: running {} connector(s); REST API on http://{bound}; data in {}; Ctrl-C to stop",

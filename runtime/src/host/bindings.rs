@@ -28,6 +28,6 @@ pub(crate) mod sink_world {
     });
 }
 
-pub(crate) use source_world::weir::connector::{log, offsets, postgres, state, types};
 pub(crate) use sink_world::SinkConnectorPre;
 pub(crate) use source_world::SourceConnectorPre;
+pub(crate) use source_world::weir::connector::{log, offsets, postgres, state, types};

@@ -22,8 +22,7 @@ const MAX_READ_WAIT: Duration = Duration::from_millis(1_000);
 
 /// Session settings pinned on both sessions: pgoutput and the snapshot send values as text, and
 /// their rendering must not depend on the server's or the role's defaults.
-const SESSION_OPTIONS: &str =
-    "-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=iso_8601 -c extra_float_digits=3";
+const SESSION_OPTIONS: &str = "-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=iso_8601 -c extra_float_digits=3";
 
 /// The task's Postgres sessions.
 #[derive(Default)]
@@ -134,7 +133,9 @@ fn rows_to_json(messages: &[SimpleQueryMessage]) -> String {
                 described = true;
                 let mut object = serde_json::Map::with_capacity(row.len());
                 for (index, column) in row.columns().iter().enumerate() {
-                    let value = row.get(index).map_or(serde_json::Value::Null, |text| serde_json::Value::String(text.to_owned()));
+                    let value = row
+                        .get(index)
+                        .map_or(serde_json::Value::Null, |text| serde_json::Value::String(text.to_owned()));
                     object.insert(column.name().to_owned(), value);
                 }
                 current.push(serde_json::Value::Object(object));
@@ -155,7 +156,9 @@ impl wit::Host for TaskState {
     async fn connect(&mut self, options: wit::ConnectOptions) -> Result<(), PgError> {
         let sessions = &mut self.postgres;
         sessions.granted(&options)?;
-        if sessions.options.as_ref().is_some_and(|open| same_options(open, &options)) && sessions.sql.as_ref().is_some_and(|client| !client.is_closed()) {
+        if sessions.options.as_ref().is_some_and(|open| same_options(open, &options))
+            && sessions.sql.as_ref().is_some_and(|client| !client.is_closed())
+        {
             return Ok(());
         }
         let mut config = tokio_postgres::Config::new();
@@ -186,7 +189,11 @@ impl wit::Host for TaskState {
         Ok(rows_to_json(&messages))
     }
 
-    async fn create_slot_with_snapshot(&mut self, slot: String, publication: String) -> Result<wit::SlotCreated, PgError> {
+    async fn create_slot_with_snapshot(
+        &mut self,
+        slot: String,
+        publication: String,
+    ) -> Result<wit::SlotCreated, PgError> {
         let sessions = &mut self.postgres;
         let config = sessions.replication_config(&slot, &publication, 0)?;
         sessions.sql()?;
@@ -226,7 +233,8 @@ impl wit::Host for TaskState {
 
     async fn start_replication(&mut self, slot: String, publication: String, start_lsn: u64) -> Result<(), PgError> {
         let sessions = &mut self.postgres;
-        let reuse = sessions.replication.as_ref().is_some_and(|replication| replication.gated_slot.as_deref() == Some(&slot));
+        let reuse =
+            sessions.replication.as_ref().is_some_and(|replication| replication.gated_slot.as_deref() == Some(&slot));
         if reuse {
             let replication = sessions.replication.as_mut().expect("checked just above");
             replication.gated_slot = None;
@@ -254,11 +262,7 @@ impl wit::Host for TaskState {
     }
 
     async fn read(&mut self, max: u32, wait_ms: u32) -> Result<Vec<wit::WalEvent>, PgError> {
-        let replication = self
-            .postgres
-            .replication
-            .as_mut()
-            .filter(|replication| replication.gated_slot.is_none());
+        let replication = self.postgres.replication.as_mut().filter(|replication| replication.gated_slot.is_none());
         let Some(replication) = replication else {
             return Err(match self.postgres.lost.take() {
                 Some(reason) => PgError::Connection(reason),
@@ -344,9 +348,12 @@ fn to_wit_event(event: ReplicationEvent) -> Option<wit::WalEvent> {
         ReplicationEvent::Commit { lsn, end_lsn, commit_time_micros } => {
             wit::WalEvent::Commit(wit::WalCommit { lsn: lsn.as_u64(), end_lsn: end_lsn.as_u64(), commit_time_micros })
         }
-        ReplicationEvent::Message { transactional, lsn, prefix, content } => {
-            wit::WalEvent::Message(wit::WalMessage { lsn: lsn.as_u64(), transactional, prefix, content: content.to_vec() })
-        }
+        ReplicationEvent::Message { transactional, lsn, prefix, content } => wit::WalEvent::Message(wit::WalMessage {
+            lsn: lsn.as_u64(),
+            transactional,
+            prefix,
+            content: content.to_vec(),
+        }),
         ReplicationEvent::StoppedAt { .. } => return None,
     })
 }

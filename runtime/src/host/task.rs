@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceAny;
 use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::filesystem::FsPerms;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use weir_connector_sdk::{ConnectorError, RecordFailure, SourceOffset};
 
 use super::bindings::sink_world::SinkConnector;
@@ -86,9 +86,8 @@ pub(crate) fn new_store(engine: &WasmEngine, setup: &TaskSetup) -> Result<Store<
             guest_paths.push(absolute);
         }
         for guest_path in guest_paths {
-            wasi.preopened_dir(&host_path, &guest_path, perms).map_err(|error| {
-                TaskError::Host(format!("cannot preopen {}: {error}", grant.path.display()))
-            })?;
+            wasi.preopened_dir(&host_path, &guest_path, perms)
+                .map_err(|error| TaskError::Host(format!("cannot preopen {}: {error}", grant.path.display())))?;
         }
     }
     let limits = StoreLimitsBuilder::new()
@@ -232,7 +231,10 @@ impl WasmSourceTask {
         let resource = self.resource;
         let positions: Vec<types::SourceOffset> = positions
             .iter()
-            .map(|offset| types::SourceOffset { partition: offset.partition.clone(), position: offset.position.clone() })
+            .map(|offset| types::SourceOffset {
+                partition: offset.partition.clone(),
+                position: offset.position.clone(),
+            })
             .collect();
         let task = self.bindings.weir_connector_source().source_task();
         call!(self, "commit", task.call_commit(&mut self.store, resource, &positions))

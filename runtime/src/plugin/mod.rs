@@ -4,7 +4,7 @@
 mod cache;
 mod registry;
 
+pub(crate) use registry::PluginCode;
 pub use registry::{
     BUILTIN_COMPONENTS, NativeSinkOpen, NativeSourceOpen, Plugin, PluginError, PluginOrigin, PluginRegistry,
 };
-pub(crate) use registry::PluginCode;

@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use weir_connector_sdk::{
-    ConnectorError, DynConnector, DynSinkTask, DynSourceTask, FieldError, Host, Kind, Spec,
-};
+use weir_connector_sdk::{ConnectorError, DynConnector, DynSinkTask, DynSourceTask, FieldError, Host, Kind, Spec};
 
 use super::cache;
 use crate::host::bindings::{SinkConnectorPre, SourceConnectorPre, types};
@@ -25,8 +23,7 @@ pub const BUILTIN_COMPONENTS: &[(&str, &[u8])] = &[
 ];
 
 /// Opens a natively compiled source task.
-pub type NativeSourceOpen =
-    fn(&str, &str, u32, Box<dyn Host>) -> Result<Box<dyn DynSourceTask>, ConnectorError>;
+pub type NativeSourceOpen = fn(&str, &str, u32, Box<dyn Host>) -> Result<Box<dyn DynSourceTask>, ConnectorError>;
 /// Opens a natively compiled sink task.
 pub type NativeSinkOpen = fn(&str, &str, u32, Box<dyn Host>) -> Result<Box<dyn DynSinkTask>, ConnectorError>;
 
@@ -50,7 +47,9 @@ pub(crate) enum PluginCode {
 pub enum PluginError {
     #[error("{origin}: not a valid WebAssembly component: {message}")]
     InvalidComponent { origin: String, message: String },
-    #[error("{origin}: the component exports neither the `source` nor the `sink` interface of weir:connector@0.1.0, or imports an interface the runtime does not grant: {message}")]
+    #[error(
+        "{origin}: the component exports neither the `source` nor the `sink` interface of weir:connector@0.1.0, or imports an interface the runtime does not grant: {message}"
+    )]
     WrongWorld { origin: String, message: String },
     #[error("{origin}: spec() failed: {message}")]
     Spec { origin: String, message: String },
@@ -117,9 +116,7 @@ impl Plugin {
             }};
         }
         match &self.code {
-            PluginCode::NativeSource(connector, _) | PluginCode::NativeSink(connector, _) => {
-                connector.validate(config)
-            }
+            PluginCode::NativeSource(connector, _) | PluginCode::NativeSink(connector, _) => connector.validate(config),
             PluginCode::Source(pre) => validate_with!(pre),
             PluginCode::Sink(pre) => validate_with!(pre),
         }
@@ -182,10 +179,9 @@ fn finish_validate(
 ) -> Result<(), Vec<FieldError>> {
     match result {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(errors)) => Err(errors
-            .into_iter()
-            .map(|error| FieldError { field: error.field, message: error.message })
-            .collect()),
+        Ok(Err(errors)) => {
+            Err(errors.into_iter().map(|error| FieldError { field: error.field, message: error.message }).collect())
+        }
         Err(error) => Err(call_failed(trap_report(store, "validate", &error))),
     }
 }
@@ -236,7 +232,8 @@ impl PluginRegistry {
         }
         let mut rejected = Vec::new();
         if let Some(dir) = plugin_dir {
-            let entries = std::fs::read_dir(dir).map_err(|source| PluginError::Directory { path: dir.to_owned(), source })?;
+            let entries =
+                std::fs::read_dir(dir).map_err(|source| PluginError::Directory { path: dir.to_owned(), source })?;
             let mut paths: Vec<PathBuf> = entries
                 .filter_map(|entry| entry.ok().map(|entry| entry.path()))
                 .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
@@ -246,9 +243,19 @@ impl PluginRegistry {
                 let origin_text = path.display().to_string();
                 let loaded = match std::fs::read(&path) {
                     Ok(bytes) => {
-                        load_component(engine, &state, &bytes, cache_dir, PluginOrigin::File(path.clone()), &origin_text).await
+                        load_component(
+                            engine,
+                            &state,
+                            &bytes,
+                            cache_dir,
+                            PluginOrigin::File(path.clone()),
+                            &origin_text,
+                        )
+                        .await
                     }
-                    Err(error) => Err(PluginError::InvalidComponent { origin: origin_text, message: error.to_string() }),
+                    Err(error) => {
+                        Err(PluginError::InvalidComponent { origin: origin_text, message: error.to_string() })
+                    }
                 };
                 match loaded {
                     Ok(plugin) => {
@@ -303,7 +310,8 @@ impl PluginRegistry {
         code: PluginCode,
     ) -> Result<(), PluginError> {
         let (schema, validator) = compile_schema(&spec, "native")?;
-        let plugin = Plugin { spec, origin: PluginOrigin::Native, schema, validator, code, engine: engine.clone(), state };
+        let plugin =
+            Plugin { spec, origin: PluginOrigin::Native, schema, validator, code, engine: engine.clone(), state };
         self.plugins.insert(plugin.spec.name.clone(), Arc::new(plugin));
         Ok(())
     }
@@ -333,11 +341,14 @@ async fn load_component(
     origin: PluginOrigin,
     origin_text: &str,
 ) -> Result<Plugin, PluginError> {
-    let component = cache::load(engine.engine(), bytes, cache_dir)
-        .map_err(|error| PluginError::InvalidComponent { origin: origin_text.to_owned(), message: format!("{error:#}") })?;
-    let linker = engine
-        .linker()
-        .map_err(|error| PluginError::InvalidComponent { origin: origin_text.to_owned(), message: format!("{error:#}") })?;
+    let component = cache::load(engine.engine(), bytes, cache_dir).map_err(|error| PluginError::InvalidComponent {
+        origin: origin_text.to_owned(),
+        message: format!("{error:#}"),
+    })?;
+    let linker = engine.linker().map_err(|error| PluginError::InvalidComponent {
+        origin: origin_text.to_owned(),
+        message: format!("{error:#}"),
+    })?;
     let instance_pre = linker
         .instantiate_pre(&component)
         .map_err(|error| PluginError::WrongWorld { origin: origin_text.to_owned(), message: format!("{error:#}") })?;
@@ -382,7 +393,9 @@ async fn load_component(
     };
     let world_kind = if matches!(code, PluginCode::Source(_)) { Kind::Source } else { Kind::Sink };
     if kind != world_kind {
-        return Err(spec_error(format!("spec() says kind {kind:?} but the component exports the {world_kind:?} interface")));
+        return Err(spec_error(format!(
+            "spec() says kind {kind:?} but the component exports the {world_kind:?} interface"
+        )));
     }
     let spec = Spec {
         name: wit_spec.name,

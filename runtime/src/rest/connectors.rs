@@ -53,12 +53,19 @@ pub(super) fn status_json(snapshot: &ConnectorSnapshot) -> Value {
 }
 
 fn connector_status(worker: &Worker, name: &str) -> Result<Value, ApiError> {
-    worker.connector_snapshot(name).map(|snapshot| status_json(&snapshot)).ok_or_else(|| ApiError::unknown_connector(name))
+    worker
+        .connector_snapshot(name)
+        .map(|snapshot| status_json(&snapshot))
+        .ok_or_else(|| ApiError::unknown_connector(name))
 }
 
 /// Build a definition from Kafka Connect's flat config map, coercing strings to the plugin
 /// schema's types. Errors name the field.
-pub(super) fn definition_from_flat(worker: &Worker, name: &str, flat: &Map<String, Value>) -> Result<ConnectorDefinition, ApiError> {
+pub(super) fn definition_from_flat(
+    worker: &Worker,
+    name: &str,
+    flat: &Map<String, Value>,
+) -> Result<ConnectorDefinition, ApiError> {
     let schema = flat
         .get("connector.class")
         .and_then(Value::as_str)
@@ -128,7 +135,10 @@ pub(super) async fn list(State(state): State<ApiState>, RawQuery(query): RawQuer
 
 /// Create a connector: `{"name": ..., "config": {...}, "initial_state": "RUNNING|PAUSED|STOPPED"}`.
 #[utoipa::path(post, path = "/connectors", tag = "connectors", request_body = Value, responses((status = 201, description = "Created; Location names it", body = Value), (status = 400, description = "Invalid config (names the field)", body = Value), (status = 409, description = "Exists already", body = Value)))]
-pub(super) async fn create(State(state): State<ApiState>, body: Result<Json<Value>, JsonRejection>) -> Result<Response, ApiError> {
+pub(super) async fn create(
+    State(state): State<ApiState>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Response, ApiError> {
     let Json(body) = body?;
     let config = body.get("config").and_then(Value::as_object).cloned().unwrap_or_default();
     let name = body
@@ -185,7 +195,8 @@ pub(super) async fn put_config(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body?;
-    let mut flat = body.as_object().cloned().ok_or_else(|| ApiError::bad_request("The config must be a JSON object"))?;
+    let mut flat =
+        body.as_object().cloned().ok_or_else(|| ApiError::bad_request("The config must be a JSON object"))?;
     flat.entry("name").or_insert_with(|| json!(name));
     keep_hidden(&state.worker, &name, &mut flat);
     let definition = definition_from_flat(&state.worker, &name, &flat)?;
@@ -246,9 +257,13 @@ pub(super) async fn tasks(State(state): State<ApiState>, Path(name): Path<String
 
 /// One task's state.
 #[utoipa::path(get, path = "/connectors/{name}/tasks/{task}/status", tag = "connectors", params(("name" = String, Path), ("task" = u32, Path)), responses((status = 200, description = "Task status", body = Value), (status = 404, description = "Unknown connector or task", body = Value)))]
-pub(super) async fn task_status(State(state): State<ApiState>, Path((name, task)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn task_status(
+    State(state): State<ApiState>,
+    Path((name, task)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
     let snapshot = state.worker.connector_snapshot(&name).ok_or_else(|| ApiError::unknown_connector(&name))?;
-    let task: u32 = task.parse().map_err(|_| ApiError::not_found(format!("Task {task} of connector {name} not found")))?;
+    let task: u32 =
+        task.parse().map_err(|_| ApiError::not_found(format!("Task {task} of connector {name} not found")))?;
     let found = snapshot.tasks.iter().find(|candidate| candidate.status.id == task);
     found
         .map(|task| Json(json!(task.status)))
@@ -264,7 +279,10 @@ pub(super) async fn topics(State(state): State<ApiState>, Path(name): Path<Strin
 
 /// Forget the topics the connector has used.
 #[utoipa::path(put, path = "/connectors/{name}/topics/reset", tag = "connectors", params(("name" = String, Path)), responses((status = 202, description = "Reset"), (status = 404, description = "Unknown connector", body = Value)))]
-pub(super) async fn reset_topics(State(state): State<ApiState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
+pub(super) async fn reset_topics(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
     state.worker.reset_topics(&name)?;
     Ok(StatusCode::ACCEPTED)
 }

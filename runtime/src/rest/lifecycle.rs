@@ -43,8 +43,12 @@ pub(super) async fn restart(
 
 /// Restart one task.
 #[utoipa::path(post, path = "/connectors/{name}/tasks/{task}/restart", tag = "lifecycle", params(("name" = String, Path), ("task" = u32, Path)), responses((status = 204, description = "Restarted"), (status = 404, description = "Unknown connector or task", body = serde_json::Value)))]
-pub(super) async fn restart_task(State(state): State<ApiState>, Path((name, task)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
-    let task: u32 = task.parse().map_err(|_| ApiError::not_found(format!("Task {task} of connector {name} not found")))?;
+pub(super) async fn restart_task(
+    State(state): State<ApiState>,
+    Path((name, task)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let task: u32 =
+        task.parse().map_err(|_| ApiError::not_found(format!("Task {task} of connector {name} not found")))?;
     state.worker.restart_task(&name, task).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,10 +12,9 @@ use crate::worker::ConnectorOffsets;
 
 fn to_json(offsets: ConnectorOffsets) -> Value {
     let entries: Vec<Value> = match offsets {
-        ConnectorOffsets::Source(entries) => entries
-            .into_iter()
-            .map(|(partition, offset)| json!({ "partition": partition, "offset": offset }))
-            .collect(),
+        ConnectorOffsets::Source(entries) => {
+            entries.into_iter().map(|(partition, offset)| json!({ "partition": partition, "offset": offset })).collect()
+        }
         ConnectorOffsets::Sink(entries) => entries
             .into_iter()
             .map(|(topic, partition, offset)| {
@@ -45,7 +44,9 @@ fn from_json(body: &Value) -> Result<ConnectorOffsets, ApiError> {
             let topic = entry.pointer("/partition/kafka_topic").and_then(Value::as_str);
             let partition = entry.pointer("/partition/kafka_partition").and_then(Value::as_u64);
             let (Some(topic), Some(partition)) = (topic, partition) else {
-                return Err(ApiError::bad_request("A sink offset's partition needs \"kafka_topic\" and \"kafka_partition\""));
+                return Err(ApiError::bad_request(
+                    "A sink offset's partition needs \"kafka_topic\" and \"kafka_partition\"",
+                ));
             };
             let offset = match entry.get("offset") {
                 None | Some(Value::Null) => -1,
@@ -55,16 +56,19 @@ fn from_json(body: &Value) -> Result<ConnectorOffsets, ApiError> {
                     .filter(|offset| *offset >= 0)
                     .ok_or_else(|| ApiError::bad_request("A sink offset needs a non-negative \"kafka_offset\""))?,
             };
-            let partition = u32::try_from(partition).map_err(|_| ApiError::bad_request("\"kafka_partition\" is out of range"))?;
+            let partition =
+                u32::try_from(partition).map_err(|_| ApiError::bad_request("\"kafka_partition\" is out of range"))?;
             out.push((topic.to_owned(), partition, offset));
         }
         Ok(ConnectorOffsets::Sink(out))
     } else {
         let mut out = Vec::new();
         for entry in entries {
-            let partition = entry.get("partition").filter(|partition| !partition.is_null()).cloned().ok_or_else(|| {
-                ApiError::bad_request("Every offset needs a \"partition\"")
-            })?;
+            let partition = entry
+                .get("partition")
+                .filter(|partition| !partition.is_null())
+                .cloned()
+                .ok_or_else(|| ApiError::bad_request("Every offset needs a \"partition\""))?;
             out.push((partition, entry.get("offset").cloned().unwrap_or(Value::Null)));
         }
         Ok(ConnectorOffsets::Source(out))

@@ -16,7 +16,9 @@ use crate::manifest::{ConnectorDefinition, flat_keys};
 use crate::plugin::Plugin;
 
 fn plugin(state: &ApiState, name: &str) -> Result<std::sync::Arc<Plugin>, ApiError> {
-    state.worker.plugins().get(name).ok_or_else(|| ApiError::not_found(format!("Failed to find any class that implements Connector and which name matches {name}")))
+    state.worker.plugins().get(name).ok_or_else(|| {
+        ApiError::not_found(format!("Failed to find any class that implements Connector and which name matches {name}"))
+    })
 }
 
 /// Every plugin: `[{"class", "type", "version"}]`. All of weir's plugins are connectors, so
@@ -60,8 +62,11 @@ fn type_name(property: &Value) -> &'static str {
 /// schema's properties (group `Connector`).
 fn definitions(plugin: &Plugin) -> Vec<(String, Value)> {
     let schema = plugin.schema();
-    let required: Vec<&str> =
-        schema.get("required").and_then(Value::as_array).map(|keys| keys.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let required: Vec<&str> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|keys| keys.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
     let common = [
         (flat_keys::NAME, "STRING", true, "Globally unique name of the connector."),
         (flat_keys::CLASS, "STRING", true, "The plugin: a built-in or a component in the plugin directory."),
@@ -122,10 +127,13 @@ pub(super) async fn validate(
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body?;
     let plugin = plugin(&state, &name)?;
-    let mut flat: Map<String, Value> = body.as_object().cloned().ok_or_else(|| ApiError::bad_request("The config must be a JSON object"))?;
+    let mut flat: Map<String, Value> =
+        body.as_object().cloned().ok_or_else(|| ApiError::bad_request("The config must be a JSON object"))?;
     if let Some(class) = flat.get(flat_keys::CLASS).and_then(Value::as_str) {
         if class != name {
-            return Err(ApiError::bad_request(format!("Included connector type {class} does not match request type {name}")));
+            return Err(ApiError::bad_request(format!(
+                "Included connector type {class} does not match request type {name}"
+            )));
         }
     }
     flat.insert(flat_keys::CLASS.into(), json!(name));
@@ -175,6 +183,7 @@ pub(super) async fn validate(
             "value": { "name": key, "value": flat.get(&key).map(|value| value.to_string()), "recommended_values": [], "errors": messages, "visible": true },
         }));
     }
-    let error_count: usize = configs.iter().map(|config| config["value"]["errors"].as_array().map_or(0, Vec::len)).sum();
+    let error_count: usize =
+        configs.iter().map(|config| config["value"]["errors"].as_array().map_or(0, Vec::len)).sum();
     Ok(Json(json!({ "name": name, "error_count": error_count, "groups": ["Common", "Connector"], "configs": configs })))
 }

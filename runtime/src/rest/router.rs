@@ -70,7 +70,11 @@ impl LogLevels {
         let filter = next
             .iter()
             .map(|(target, level)| {
-                if target == "root" { level.to_ascii_lowercase() } else { format!("{target}={}", level.to_ascii_lowercase()) }
+                if target == "root" {
+                    level.to_ascii_lowercase()
+                } else {
+                    format!("{target}={}", level.to_ascii_lowercase())
+                }
             })
             .collect::<Vec<_>>()
             .join(",");

@@ -47,7 +47,8 @@ impl SourceHandle {
             }
             PluginCode::NativeSource(_, open) => {
                 let host = Box::new(NativeHost::new(setup));
-                let task = open(&setup.config, &setup.task_config, setup.task_id, host).map_err(TaskError::Connector)?;
+                let task =
+                    open(&setup.config, &setup.task_config, setup.task_id, host).map_err(TaskError::Connector)?;
                 Ok(Self::Native(NativeSource(task)))
             }
             _ => Err(TaskError::Host(format!("plugin {} is not a source connector", plugin.spec().name))),
@@ -82,7 +83,8 @@ impl SinkHandle {
             PluginCode::Sink(pre) => Ok(Self::Wasm(Box::new(WasmSinkTask::open(plugin.engine(), pre, setup).await?))),
             PluginCode::NativeSink(_, open) => {
                 let host = Box::new(NativeHost::new(setup));
-                let task = open(&setup.config, &setup.task_config, setup.task_id, host).map_err(TaskError::Connector)?;
+                let task =
+                    open(&setup.config, &setup.task_config, setup.task_id, host).map_err(TaskError::Connector)?;
                 Ok(Self::Native(NativeSink(task)))
             }
             _ => Err(TaskError::Host(format!("plugin {} is not a sink connector", plugin.spec().name))),

@@ -72,7 +72,8 @@ mod tests {
 
     #[test]
     fn zero_timeout_means_no_retries() {
-        let mut backoff = Backoff::new(RetryPolicy { timeout: Some(Duration::ZERO), max_delay: Duration::from_secs(1) });
+        let mut backoff =
+            Backoff::new(RetryPolicy { timeout: Some(Duration::ZERO), max_delay: Duration::from_secs(1) });
         assert_eq!(backoff.next_wait(), None);
     }
 
@@ -86,7 +87,10 @@ mod tests {
         .take(100)
         .collect();
         assert!(!waits.is_empty() && waits.len() < 100, "{waits:?}");
-        assert!(waits.iter().all(|wait| *wait <= Duration::from_millis(1600)), "jitter stays within 2x the cap: {waits:?}");
+        assert!(
+            waits.iter().all(|wait| *wait <= Duration::from_millis(1600)),
+            "jitter stays within 2x the cap: {waits:?}"
+        );
         let total: Duration = waits.iter().sum();
         assert!(total <= Duration::from_secs(3) + Duration::from_millis(1600), "{total:?}");
     }

@@ -95,7 +95,9 @@ impl SinkTask {
                 still_missing.push(topic);
                 continue;
             };
-            for partition in (0..config.partitions).filter(|partition| owner(&topic, *partition, self.task_count) == self.task_id) {
+            for partition in
+                (0..config.partitions).filter(|partition| owner(&topic, *partition, self.task_count) == self.task_id)
+            {
                 let start = self.log.start_offset(&topic, partition).map_err(log_failure)?;
                 let committed = self.log.committed_offset(&self.group, &topic, partition).unwrap_or(start).max(start);
                 assigned.push(Assigned {
@@ -194,7 +196,8 @@ impl SinkTask {
                 .map_err(log_failure)?;
             let partition = i32::try_from(slot.partition).unwrap_or(i32::MAX);
             for record in records.iter().take(limit - writer.len()) {
-                bytes += (record.key.as_ref().map_or(0, |key| key.len()) + record.value.as_ref().map_or(0, |value| value.len())) as u64;
+                bytes += (record.key.as_ref().map_or(0, |key| key.len())
+                    + record.value.as_ref().map_or(0, |value| value.len())) as u64;
                 writer.push(
                     &slot.topic,
                     partition,

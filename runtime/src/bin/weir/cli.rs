@@ -31,9 +31,13 @@ enum ConnectorsCommand {
     /// Every connector with its state.
     List,
     /// A connector's and its tasks' states.
-    Status { name: String },
+    Status {
+        name: String,
+    },
     /// A connector's config.
-    Get { name: String },
+    Get {
+        name: String,
+    },
     /// Create the connectors of a manifest (fails if one exists).
     Create {
         #[arg(short = 'f', long = "file")]
@@ -44,9 +48,15 @@ enum ConnectorsCommand {
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
     },
-    Pause { name: String },
-    Resume { name: String },
-    Stop { name: String },
+    Pause {
+        name: String,
+    },
+    Resume {
+        name: String,
+    },
+    Stop {
+        name: String,
+    },
     Restart {
         name: String,
         #[arg(long)]
@@ -54,9 +64,13 @@ enum ConnectorsCommand {
         #[arg(long)]
         only_failed: bool,
     },
-    Delete { name: String },
+    Delete {
+        name: String,
+    },
     /// A connector's committed offsets.
-    Offsets { name: String },
+    Offsets {
+        name: String,
+    },
 }
 
 struct Client {
@@ -75,11 +89,13 @@ impl Client {
         let response = request.send().await.with_context(|| format!("while calling {method} {url}"))?;
         let status = response.status();
         let text = response.text().await.with_context(|| format!("while reading the answer of {method} {url}"))?;
-        let value: Value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let value: Value =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         if status.is_success() {
             Ok(value)
         } else {
-            let message = value.get("message").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| value.to_string());
+            let message =
+                value.get("message").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| value.to_string());
             anyhow::bail!("{} ({status})", message)
         }
     }
@@ -99,7 +115,13 @@ pub(crate) async fn run(args: ConnectorsArgs) -> anyhow::Result<ExitCode> {
                 println!("{:<24} {:<6} {:<11} TASKS", "NAME", "TYPE", "STATE");
                 for (name, entry) in value.as_object().into_iter().flatten() {
                     let status = &entry["status"];
-                    println!("{:<24} {:<6} {:<11} {}", name, text(&status["type"]), text(&status["connector"]["state"]), task_states(status));
+                    println!(
+                        "{:<24} {:<6} {:<11} {}",
+                        name,
+                        text(&status["type"]),
+                        text(&status["connector"]["state"]),
+                        task_states(status)
+                    );
                 }
             }
         }
@@ -108,13 +130,25 @@ pub(crate) async fn run(args: ConnectorsArgs) -> anyhow::Result<ExitCode> {
             if json_output {
                 print(&status);
             } else {
-                println!("{} ({}): {} on {}", name, text(&status["type"]), text(&status["connector"]["state"]), text(&status["connector"]["worker_id"]));
+                println!(
+                    "{} ({}): {} on {}",
+                    name,
+                    text(&status["type"]),
+                    text(&status["connector"]["state"]),
+                    text(&status["connector"]["worker_id"])
+                );
                 if let Some(trace) = status["connector"]["trace"].as_str() {
                     println!("  trace: {trace}");
                 }
                 println!("{:<6} {:<11} {:<10} TRACE", "TASK", "STATE", "WORKER");
                 for task in status["tasks"].as_array().into_iter().flatten() {
-                    println!("{:<6} {:<11} {:<10} {}", task["id"], text(&task["state"]), text(&task["worker_id"]), task["trace"].as_str().unwrap_or(""));
+                    println!(
+                        "{:<6} {:<11} {:<10} {}",
+                        task["id"],
+                        text(&task["state"]),
+                        text(&task["worker_id"]),
+                        task["trace"].as_str().unwrap_or("")
+                    );
                 }
             }
         }
@@ -144,10 +178,18 @@ pub(crate) async fn run(args: ConnectorsArgs) -> anyhow::Result<ExitCode> {
                 if json_output { print(&info) } else { println!("applied {}", definition.name) }
             }
         }
-        ConnectorsCommand::Pause { name } => lifecycle(&client, Method::PUT, &format!("/connectors/{name}/pause"), "paused", &name).await?,
-        ConnectorsCommand::Resume { name } => lifecycle(&client, Method::PUT, &format!("/connectors/{name}/resume"), "resumed", &name).await?,
-        ConnectorsCommand::Stop { name } => lifecycle(&client, Method::PUT, &format!("/connectors/{name}/stop"), "stopped", &name).await?,
-        ConnectorsCommand::Delete { name } => lifecycle(&client, Method::DELETE, &format!("/connectors/{name}"), "deleted", &name).await?,
+        ConnectorsCommand::Pause { name } => {
+            lifecycle(&client, Method::PUT, &format!("/connectors/{name}/pause"), "paused", &name).await?
+        }
+        ConnectorsCommand::Resume { name } => {
+            lifecycle(&client, Method::PUT, &format!("/connectors/{name}/resume"), "resumed", &name).await?
+        }
+        ConnectorsCommand::Stop { name } => {
+            lifecycle(&client, Method::PUT, &format!("/connectors/{name}/stop"), "stopped", &name).await?
+        }
+        ConnectorsCommand::Delete { name } => {
+            lifecycle(&client, Method::DELETE, &format!("/connectors/{name}"), "deleted", &name).await?
+        }
         ConnectorsCommand::Restart { name, include_tasks, only_failed } => {
             let path = format!("/connectors/{name}/restart?includeTasks={include_tasks}&onlyFailed={only_failed}");
             lifecycle(&client, Method::POST, &path, "restarted", &name).await?;
@@ -182,6 +224,7 @@ fn text(value: &Value) -> String {
 }
 
 fn task_states(status: &Value) -> String {
-    let states: Vec<String> = status["tasks"].as_array().into_iter().flatten().map(|task| text(&task["state"])).collect();
+    let states: Vec<String> =
+        status["tasks"].as_array().into_iter().flatten().map(|task| text(&task["state"])).collect();
     if states.is_empty() { "-".into() } else { states.join(",") }
 }

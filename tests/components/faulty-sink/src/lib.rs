@@ -171,9 +171,7 @@ mod tests {
 
     #[test]
     fn poison_mode_needs_the_text() {
-        let errors = native::sink_connector::<FaultySink>()
-            .validate(r#"{"topics":"t","mode":"poison"}"#)
-            .unwrap_err();
+        let errors = native::sink_connector::<FaultySink>().validate(r#"{"topics":"t","mode":"poison"}"#).unwrap_err();
         assert_eq!(errors[0].field, "poison");
     }
 }

@@ -69,8 +69,7 @@ impl Connector for Faulty {
     type Config = FaultyConfig;
     const NAME: &'static str = "faulty";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str =
-        "Test source that traps, loops, exhausts memory or fails on request.";
+    const DESCRIPTION: &'static str = "Test source that traps, loops, exhausts memory or fails on request.";
 }
 
 impl Source for Faulty {
@@ -85,15 +84,7 @@ impl Source for Faulty {
                     + 1
             }
         };
-        Ok(Self {
-            context,
-            topic: config.topic,
-            mode: config.mode,
-            after: config.after,
-            polls: 0,
-            next,
-            partition,
-        })
+        Ok(Self { context, topic: config.topic, mode: config.mode, after: config.after, polls: 0, next, partition })
     }
 
     fn poll(&mut self, max: u32, batch: &mut SourceBatchWriter) -> Result<(), ConnectorError> {
@@ -209,9 +200,7 @@ mod tests {
 
     #[test]
     fn unknown_mode_names_the_field() {
-        let errors = native::source_connector::<Faulty>()
-            .validate(r#"{"topic":"t","mode":"explode"}"#)
-            .unwrap_err();
+        let errors = native::source_connector::<Faulty>().validate(r#"{"topic":"t","mode":"explode"}"#).unwrap_err();
         assert_eq!(errors[0].field, "mode");
     }
 }
