@@ -123,8 +123,10 @@ impl SourceTask {
             // of the batch is committed; with `all` they are in the dead-letter topic before
             // the positions covering them are stored.
             handle_failures(&errors, &log, &connector, task, Stage::KafkaProduce, failed)?;
-            let slices: Vec<(&str, u32, &[Record])> =
-                batches.iter().map(|((topic, partition), records)| (topic.as_str(), *partition, records.as_slice())).collect();
+            let slices: Vec<(&str, u32, &[Record])> = batches
+                .iter()
+                .map(|((topic, partition), records)| (topic.as_str(), *partition, records.as_slice()))
+                .collect();
             with_retries("append", retry, &cancel, || log.append_many(&slices).map(|_| ()))?;
             with_retries("offset commit", retry, &cancel, || offsets.commit(&connector, &positions))
         });
@@ -133,10 +135,7 @@ impl SourceTask {
 
     /// Wait for a persisted batch, then tell the component (unless it can no longer hear it).
     async fn finish(&mut self, pending: Pending, notify: bool) -> Result<(), TaskError> {
-        pending
-            .work
-            .await
-            .map_err(|error| TaskError::Host(format!("the append thread panicked: {error}")))??;
+        pending.work.await.map_err(|error| TaskError::Host(format!("the append thread panicked: {error}")))??;
         if notify {
             self.handle.commit(&pending.positions).await?;
         }
@@ -189,6 +188,17 @@ impl SourceTask {
             if last_positions.insert(record.source_partition, record.source_position).is_none() {
                 partition_order.push(record.source_partition);
             }
+            // Zero-copy: keys, values and header values are slices of the polled buffer.
+            let stored = Record {
+                key: record.key.map(|key| batch.slice_ref(key)),
+                value: record.value.map(|value| batch.slice_ref(value)),
+                headers: record
+                    .headers
+                    .iter()
+                    .map(|(name, value)| (name.to_owned(), value.map(|value| batch.slice_ref(value))))
+                    .collect(),
+                timestamp: record.timestamp.unwrap_or(now),
+            };
             let partition = if record.partition >= 0 {
                 let partition = record.partition as u32;
                 if partition >= route.partitions {
@@ -196,13 +206,9 @@ impl SourceTask {
                         topic: record.topic.to_owned(),
                         partition: Some(record.partition),
                         offset: None,
-                        key: record.key.map(|key| batch.slice_ref(key)),
-                        value: record.value.map(|value| batch.slice_ref(value)),
-                        headers: record
-                            .headers
-                            .iter()
-                            .map(|(name, value)| (name.to_owned(), value.map(|value| batch.slice_ref(value))))
-                            .collect(),
+                        key: stored.key,
+                        value: stored.value,
+                        headers: stored.headers,
                         error: weir_connector_sdk::ConnectorError::Fatal(format!(
                             "the record names partition {partition} of topic {}, which has {} partitions",
                             record.topic, route.partitions
@@ -224,21 +230,14 @@ impl SourceTask {
             };
             routed.bytes += (record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len)) as u64;
             routed.records += 1;
-            let stored = Record {
-                key: record.key.map(|key| batch.slice_ref(key)),
-                value: record.value.map(|value| batch.slice_ref(value)),
-                headers: record
-                    .headers
-                    .iter()
-                    .map(|(name, value)| (name.to_owned(), value.map(|value| batch.slice_ref(value))))
-                    .collect(),
-                timestamp: record.timestamp.unwrap_or(now),
-            };
             routed.batches.entry((record.topic.to_owned(), partition)).or_default().push(stored);
         }
         routed.positions = partition_order
             .into_iter()
-            .map(|partition| SourceOffset { partition: partition.to_vec(), position: last_positions[partition].to_vec() })
+            .map(|partition| SourceOffset {
+                partition: partition.to_vec(),
+                position: last_positions[partition].to_vec(),
+            })
             .collect();
         Ok(routed)
     }
@@ -254,11 +253,11 @@ impl SourceTask {
                 return Err(log_failure(error));
             }
         }
-        let partitions = self.log.topic_config(topic).map_or(self.settings.default_partitions, |config| config.partitions);
+        let partitions =
+            self.log.topic_config(topic).map_or(self.settings.default_partitions, |config| config.partitions);
         tracing::info!(topic, partitions, "created topic");
         Ok(partitions)
     }
-
 }
 
 /// A batch on its way into the log.
