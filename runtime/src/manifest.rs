@@ -83,6 +83,20 @@ pub struct ConnectorDefinition {
     /// Include the records' keys and values in those log lines.
     #[serde(rename = "errors.log.include.messages", default)]
     pub log_include_messages: bool,
+    /// Automatic restarts of a FAILED task: at most this many within `restart.window.ms`, then
+    /// it stays FAILED with its last trace (0: never restart, as Kafka Connect).
+    #[serde(rename = "restart.max.attempts", default = "default_restart_attempts")]
+    pub restart_max_attempts: u32,
+    /// The window, in ms, in which `restart.max.attempts` are counted.
+    #[serde(rename = "restart.window.ms", default = "default_restart_window")]
+    pub restart_window_ms: u64,
+    /// Wait before the first automatic restart, in ms; each next one waits twice as long (with
+    /// jitter), up to `restart.backoff.max.ms`.
+    #[serde(rename = "restart.backoff.initial.ms", default = "default_restart_backoff_initial")]
+    pub restart_backoff_initial_ms: u64,
+    /// Longest wait before an automatic restart, in ms.
+    #[serde(rename = "restart.backoff.max.ms", default = "default_restart_backoff_max")]
+    pub restart_backoff_max_ms: u64,
 }
 
 impl Default for ConnectorDefinition {
@@ -103,6 +117,10 @@ impl Default for ConnectorDefinition {
             dead_letter_context_headers: false,
             log_errors: false,
             log_include_messages: false,
+            restart_max_attempts: default_restart_attempts(),
+            restart_window_ms: default_restart_window(),
+            restart_backoff_initial_ms: default_restart_backoff_initial(),
+            restart_backoff_max_ms: default_restart_backoff_max(),
         }
     }
 }
@@ -121,6 +139,22 @@ pub enum Tolerance {
     #[default]
     None,
     All,
+}
+
+fn default_restart_attempts() -> u32 {
+    3
+}
+
+fn default_restart_window() -> u64 {
+    600_000
+}
+
+fn default_restart_backoff_initial() -> u64 {
+    500
+}
+
+fn default_restart_backoff_max() -> u64 {
+    30_000
 }
 
 fn default_retry_timeout() -> i64 {
@@ -256,6 +290,10 @@ pub mod flat_keys {
     pub const DLQ_HEADERS: &str = "errors.deadletterqueue.context.headers.enable";
     pub const LOG_ENABLE: &str = "errors.log.enable";
     pub const LOG_MESSAGES: &str = "errors.log.include.messages";
+    pub const RESTART_ATTEMPTS: &str = "restart.max.attempts";
+    pub const RESTART_WINDOW: &str = "restart.window.ms";
+    pub const RESTART_BACKOFF_INITIAL: &str = "restart.backoff.initial.ms";
+    pub const RESTART_BACKOFF_MAX: &str = "restart.backoff.max.ms";
 }
 
 impl ConnectorDefinition {
@@ -300,6 +338,20 @@ impl ConnectorDefinition {
         }
         if let Some(topic) = &self.dead_letter_topic {
             flat.insert(flat_keys::DLQ_TOPIC.into(), Value::String(topic.clone()));
+        }
+        for (key, value, default) in [
+            (
+                flat_keys::RESTART_ATTEMPTS,
+                u64::from(self.restart_max_attempts),
+                u64::from(defaults.restart_max_attempts),
+            ),
+            (flat_keys::RESTART_WINDOW, self.restart_window_ms, defaults.restart_window_ms),
+            (flat_keys::RESTART_BACKOFF_INITIAL, self.restart_backoff_initial_ms, defaults.restart_backoff_initial_ms),
+            (flat_keys::RESTART_BACKOFF_MAX, self.restart_backoff_max_ms, defaults.restart_backoff_max_ms),
+        ] {
+            if value != default {
+                flat.insert(key.into(), Value::String(value.to_string()));
+            }
         }
         for (key, on) in [
             (flat_keys::DLQ_HEADERS, self.dead_letter_context_headers),
@@ -398,6 +450,26 @@ impl ConnectorDefinition {
                     Some(topic) => definition.dead_letter_topic = Some(topic.to_owned()),
                     None => errors.push(FieldError::new(key, "must be a string")),
                 },
+                flat_keys::RESTART_ATTEMPTS => {
+                    if let Some(attempts) = number(key, value, &mut errors) {
+                        definition.restart_max_attempts = attempts;
+                    }
+                }
+                flat_keys::RESTART_WINDOW => {
+                    if let Some(millis) = number(key, value, &mut errors) {
+                        definition.restart_window_ms = millis;
+                    }
+                }
+                flat_keys::RESTART_BACKOFF_INITIAL => {
+                    if let Some(millis) = number(key, value, &mut errors) {
+                        definition.restart_backoff_initial_ms = millis;
+                    }
+                }
+                flat_keys::RESTART_BACKOFF_MAX => {
+                    if let Some(millis) = number(key, value, &mut errors) {
+                        definition.restart_backoff_max_ms = millis;
+                    }
+                }
                 flat_keys::DLQ_HEADERS => definition.dead_letter_context_headers = flag(key, value, &mut errors),
                 flat_keys::LOG_ENABLE => definition.log_errors = flag(key, value, &mut errors),
                 flat_keys::LOG_MESSAGES => definition.log_include_messages = flag(key, value, &mut errors),
@@ -619,6 +691,12 @@ fn check_definition(definition: &ConnectorDefinition) -> Result<(), (String, Str
     }
     if definition.limits.call_timeout_ms == 0 {
         return Err(("limits.call.timeout.ms".into(), "must be at least 1".into()));
+    }
+    if definition.restart_max_attempts > 0 && definition.restart_window_ms == 0 {
+        return Err(("restart.window.ms".into(), "must be at least 1 when restart.max.attempts is set".into()));
+    }
+    if definition.restart_backoff_max_ms < definition.restart_backoff_initial_ms {
+        return Err(("restart.backoff.max.ms".into(), "must be at least restart.backoff.initial.ms".into()));
     }
     Ok(())
 }

@@ -62,6 +62,18 @@ pub fn render(worker: &Worker) -> String {
         task_rows(&|task, _| Some(task.errors.to_string())),
     );
     family(
+        "weir_task_retries_total",
+        "counter",
+        "Retries of a failed call (poll, put, flush, append), one per batch retried.",
+        task_rows(&|task, _| Some(task.retries.to_string())),
+    );
+    family(
+        "weir_task_restarts",
+        "gauge",
+        "Automatic restarts of the task within its restart policy's window.",
+        task_rows(&|task, _| task.status.restarts.as_ref().map(|restarts| restarts.attempts.to_string())),
+    );
+    family(
         "weir_task_last_commit_age_seconds",
         "gauge",
         "Seconds since the task last committed offsets (absent before its first commit).",

@@ -21,8 +21,8 @@ use crate::manifest::ConnectorDefinition;
 use crate::plugin::{Plugin, PluginError, PluginRegistry};
 use crate::state_store::{OffsetStore, StateStore};
 use crate::task::{
-    ErrorHandling, RetryPolicy, SinkHandle, SinkSettings, SinkTask, SourceHandle, SourceSettings, SourceTask, State,
-    TaskMetrics, TaskStatus,
+    ErrorHandling, RestartPolicy, Restarts, RetryPolicy, SinkHandle, SinkSettings, SinkTask, SourceHandle,
+    SourceSettings, SourceTask, State, TaskMetrics, TaskStatus, sleep_or_cancel,
 };
 
 /// Worker settings.
@@ -159,6 +159,7 @@ struct TaskPolicy {
     default_partitions: u32,
     retry: RetryPolicy,
     errors: ErrorHandling,
+    restart: RestartPolicy,
 }
 
 struct TaskSlot {
@@ -310,7 +311,7 @@ impl Worker {
                 message: format!("unknown plugin `{}` (known: {})", definition.class, known.join(", ")),
             }]);
         };
-        let mut errors = Vec::new();
+        let mut errors = plugin.ungranted_imports(&definition.grants);
         let mut resolved = serde_json::Map::new();
         let mut secrets = Vec::new();
         for (key, value) in &definition.config {
@@ -463,6 +464,7 @@ impl Worker {
                     state: State::Unassigned,
                     worker_id: self.inner.config.worker_id.clone(),
                     trace: None,
+                    restarts: None,
                 })),
                 metrics: Arc::new(TaskMetrics::default()),
                 cancel: CancellationToken::new(),
@@ -505,6 +507,7 @@ impl Worker {
                 max_delay: Duration::from_millis(connector.definition.retry_delay_max_ms),
             },
             errors: ErrorHandling::of(&connector.definition),
+            restart: RestartPolicy::of(&connector.definition),
         };
         let slot = &mut connector.tasks[index];
         slot.cancel = CancellationToken::new();
@@ -513,10 +516,12 @@ impl Worker {
         slot.handle = Some(tokio::spawn(future));
     }
 
+    /// The task's life: open and run it; when it fails, restart it as its restart policy
+    /// allows (each time from the committed offsets), else leave it FAILED with its trace.
     fn run_task(
         self,
         plugin: Arc<Plugin>,
-        setup: TaskSetup,
+        mut setup: TaskSetup,
         sink_topics: Option<Vec<String>>,
         task_count: u32,
         policy: TaskPolicy,
@@ -525,74 +530,110 @@ impl Worker {
         let status = slot.status.clone();
         let metrics = slot.metrics.clone();
         let cancel = slot.cancel.clone();
-        let TaskPolicy { default_partitions, retry, errors } = policy;
+        let TaskPolicy { default_partitions, retry, errors, restart } = policy;
         async move {
             let connector = setup.connector.clone();
             let task_id = setup.task_id;
-            let set_state = |state: State, trace: Option<String>| {
+            let mut restarts = Restarts::new(restart);
+            let set_state = |state: State, trace: Option<String>, attempts: u32| {
                 let snapshot = {
                     let mut status = status.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                     status.state = state;
                     status.trace = trace;
+                    status.restarts = Some(restart.status(attempts));
                     status.clone()
                 };
                 self.record_task_status(&connector, &snapshot);
             };
-            let result = match sink_topics {
-                None => match SourceHandle::open(&plugin, &setup).await {
-                    Ok(handle) => {
-                        set_state(State::Running, None);
-                        SourceTask {
-                            connector: connector.clone(),
-                            task_id,
-                            handle,
-                            log: self.inner.log.clone(),
-                            offsets: self.inner.offsets.clone(),
-                            metrics,
-                            settings: SourceSettings {
-                                batch_size: self.inner.config.batch_size,
-                                default_partitions,
-                                retry,
-                                errors,
-                            },
+            loop {
+                let attempts = restarts.attempts(std::time::Instant::now());
+                let result = match &sink_topics {
+                    None => match SourceHandle::open(&plugin, &setup).await {
+                        Ok(handle) => {
+                            set_state(State::Running, None, attempts);
+                            SourceTask {
+                                connector: connector.clone(),
+                                task_id,
+                                handle,
+                                log: self.inner.log.clone(),
+                                offsets: self.inner.offsets.clone(),
+                                metrics: metrics.clone(),
+                                settings: SourceSettings {
+                                    batch_size: self.inner.config.batch_size,
+                                    default_partitions,
+                                    retry,
+                                    errors: errors.clone(),
+                                },
+                            }
+                            .run(cancel.clone())
+                            .await
                         }
-                        .run(cancel)
-                        .await
-                    }
-                    Err(error) => Err(error),
-                },
-                Some(topics) => match SinkHandle::open(&plugin, &setup).await {
-                    Ok(handle) => {
-                        set_state(State::Running, None);
-                        SinkTask {
-                            connector: connector.clone(),
-                            task_id,
-                            handle,
-                            log: self.inner.log.clone(),
-                            metrics,
-                            group: sink_group(&connector),
-                            topics,
-                            task_count,
-                            settings: SinkSettings {
-                                batch_size: self.inner.config.batch_size,
-                                max_read_bytes: 1 << 20,
-                                flush_interval: self.inner.config.sink_flush_interval,
-                                retry,
-                                errors,
-                            },
+                        Err(error) => Err(error),
+                    },
+                    Some(topics) => match SinkHandle::open(&plugin, &setup).await {
+                        Ok(handle) => {
+                            set_state(State::Running, None, attempts);
+                            SinkTask {
+                                connector: connector.clone(),
+                                task_id,
+                                handle,
+                                log: self.inner.log.clone(),
+                                metrics: metrics.clone(),
+                                group: sink_group(&connector),
+                                topics: topics.clone(),
+                                task_count,
+                                settings: SinkSettings {
+                                    batch_size: self.inner.config.batch_size,
+                                    max_read_bytes: 1 << 20,
+                                    flush_interval: self.inner.config.sink_flush_interval,
+                                    retry,
+                                    errors: errors.clone(),
+                                },
+                            }
+                            .run(cancel.clone())
+                            .await
                         }
-                        .run(cancel)
-                        .await
+                        Err(error) => Err(error),
+                    },
+                };
+                let error = match result {
+                    Ok(()) => {
+                        set_state(State::Unassigned, None, attempts);
+                        return;
                     }
-                    Err(error) => Err(error),
-                },
-            };
-            match result {
-                Ok(()) => set_state(State::Unassigned, None),
-                Err(error) => {
-                    tracing::error!(connector = %connector, task = task_id, error = %error, "task failed");
-                    set_state(State::Failed, Some(error.to_string()));
+                    Err(error) => error,
+                };
+                let trace = error.to_string();
+                let now = std::time::Instant::now();
+                let wait = if cancel.is_cancelled() { None } else { restarts.next_wait(now) };
+                let Some(wait) = wait else {
+                    tracing::error!(
+                        connector = %connector,
+                        task = task_id,
+                        error = %error,
+                        restarts = attempts,
+                        "task failed; the restart policy allows no more restarts (restart.max.attempts {} within restart.window.ms {})",
+                        restart.max_attempts,
+                        restart.window.as_millis()
+                    );
+                    set_state(State::Failed, Some(trace), restarts.attempts(now));
+                    return;
+                };
+                let attempt = restarts.attempts(now);
+                tracing::warn!(
+                    connector = %connector,
+                    task = task_id,
+                    error = %error,
+                    wait_ms = wait.as_millis() as u64,
+                    "task failed; restarting it from the committed offsets (restart {attempt} of {} within restart.window.ms)",
+                    restart.max_attempts
+                );
+                set_state(State::Restarting, Some(trace.clone()), attempt);
+                if !sleep_or_cancel(wait, &cancel).await {
+                    set_state(State::Failed, Some(trace), attempt);
+                    return;
                 }
+                setup.committed = self.inner.offsets.committed(&connector);
             }
         }
     }

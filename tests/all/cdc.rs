@@ -48,14 +48,14 @@ fn definition(postgres: &Postgres, granted: bool, extra: Value) -> ConnectorDefi
     for (key, value) in extra.as_object().cloned().unwrap_or_default() {
         config[key] = value;
     }
+    // Not granted: the grant names another database of the same server, so the component
+    // deploys (it may use `postgres`) but its connection is out of scope.
     let mut grants = weir_runtime::manifest::Grants::default();
-    if granted {
-        grants.postgres.push(PostgresGrant {
-            host: "127.0.0.1".into(),
-            port: postgres.port,
-            database: "postgres".into(),
-        });
-    }
+    grants.postgres.push(PostgresGrant {
+        host: "127.0.0.1".into(),
+        port: postgres.port,
+        database: if granted { "postgres" } else { "elsewhere" }.into(),
+    });
     ConnectorDefinition {
         name: "cdc".into(),
         class: "postgres-cdc".into(),

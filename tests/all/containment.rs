@@ -110,3 +110,28 @@ async fn unbounded_allocation_is_stopped_by_the_memory_limit() {
     let trace = contain("oom", limits).await;
     assert!(trace.contains("memory limit"), "{trace}");
 }
+
+/// A granted capability is scoped: a connection outside the grant is refused before anything
+/// reaches the network (no server listens on the port), the task fails saying so, and the
+/// worker logs the denial.
+#[test]
+fn a_call_outside_the_grant_gets_an_error_and_the_worker_logs_a_denial() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = dir.path().join("cdc.yaml");
+    std::fs::write(
+        &manifest,
+        "name: cdc\nconnector.class: postgres-cdc\nconfig:\n  database.hostname: 127.0.0.1\n  database.port: 1\n  \
+         database.user: u\n  database.dbname: secret_db\n  topic.prefix: pg\ngrants:\n  postgres:\n    \
+         - host: 127.0.0.1\n      port: 1\n      database: public_db\n",
+    )
+    .expect("write manifest");
+    let weir = crate::support::WeirProcess::start(dir.path(), &[manifest], &[]);
+    crate::support::wait_until("the denial in the log", Duration::from_secs(120), || {
+        let stderr = weir.stderr_text();
+        (stderr.contains("capability denied") && stderr.contains("task failed"), stderr.len())
+    });
+    let (_, _, stderr) = weir.terminate(Duration::from_secs(30));
+    let denial = stderr.lines().find(|line| line.contains("capability denied")).expect("a denial line");
+    assert!(denial.contains("127.0.0.1:1/secret_db") && denial.contains("cdc"), "{denial}");
+    assert!(stderr.contains("not granted"), "the task's trace says why: {stderr}");
+}

@@ -9,4 +9,5 @@ mod pg;
 mod pipeline;
 mod plugins;
 mod rest;
+mod restarts;
 mod support;

@@ -98,3 +98,16 @@ mod parser_properties {
         }
     }
 }
+
+#[test]
+fn a_component_importing_an_ungranted_capability_is_refused_naming_the_interface() {
+    let stderr = refused(
+        "name: cdc\nconnector.class: postgres-cdc\nconfig:\n  database.hostname: 127.0.0.1\n  database.user: u\n  \
+         database.dbname: d\n  topic.prefix: pg\n",
+    );
+    assert!(stderr.contains("field `grants.postgres`"), "{stderr}");
+    assert!(stderr.contains("weir:connector/postgres@0.1.0"), "{stderr}");
+    let stderr = refused("name: out\nconnector.class: file-sink\nconfig:\n  topics: t\n  file: ./out/x.txt\n");
+    assert!(stderr.contains("field `grants.filesystem`"), "{stderr}");
+    assert!(stderr.contains("wasi:filesystem/preopens"), "{stderr}");
+}

@@ -60,10 +60,12 @@ impl PostgresSessions {
         if self.grants.iter().any(|grant| grant.allows(&options.host, options.port, &options.database)) {
             Ok(())
         } else {
-            Err(PgError::NotGranted(format!(
+            let message = format!(
                 "the manifest grants no Postgres connection to {}:{}/{} (add it under grants.postgres)",
                 options.host, options.port, options.database
-            )))
+            );
+            tracing::warn!(capability = "postgres", "capability denied: {message}");
+            Err(PgError::NotGranted(message))
         }
     }
 

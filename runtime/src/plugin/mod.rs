@@ -2,6 +2,7 @@
 //! spec, and checking configs against their schema.
 
 mod cache;
+mod capabilities;
 mod registry;
 
 pub(crate) use registry::PluginCode;

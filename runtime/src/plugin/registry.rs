@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use weir_connector_sdk::{ConnectorError, DynConnector, DynSinkTask, DynSourceTask, FieldError, Host, Kind, Spec};
 
-use super::cache;
+use super::{cache, capabilities};
 use crate::host::bindings::{SinkConnectorPre, SourceConnectorPre, types};
 use crate::host::{TaskError, TaskSetup, TaskState, WasmEngine, from_wit_error, new_store, trap_report};
 use crate::manifest::{Grants, Limits};
@@ -66,6 +66,8 @@ pub struct Plugin {
     schema: serde_json::Value,
     validator: jsonschema::Validator,
     pub(crate) code: PluginCode,
+    /// The interfaces the component imports (none for a native connector).
+    imports: Vec<String>,
     engine: WasmEngine,
     state: Arc<StateStore>,
 }
@@ -83,6 +85,16 @@ impl Plugin {
 
     pub fn origin(&self) -> &PluginOrigin {
         &self.origin
+    }
+
+    /// The interfaces the component imports (`weir:connector/postgres@0.1.0`, ...).
+    pub fn imports(&self) -> &[String] {
+        &self.imports
+    }
+
+    /// Errors for each imported capability that `grants` do not open, naming the interface.
+    pub fn ungranted_imports(&self, grants: &Grants) -> Vec<FieldError> {
+        capabilities::ungranted(&self.imports, grants)
     }
 
     /// The config's JSON Schema, parsed.
@@ -310,8 +322,16 @@ impl PluginRegistry {
         code: PluginCode,
     ) -> Result<(), PluginError> {
         let (schema, validator) = compile_schema(&spec, "native")?;
-        let plugin =
-            Plugin { spec, origin: PluginOrigin::Native, schema, validator, code, engine: engine.clone(), state };
+        let plugin = Plugin {
+            spec,
+            origin: PluginOrigin::Native,
+            schema,
+            validator,
+            code,
+            imports: Vec::new(),
+            engine: engine.clone(),
+            state,
+        };
         self.plugins.insert(plugin.spec.name.clone(), Arc::new(plugin));
         Ok(())
     }
@@ -345,6 +365,7 @@ async fn load_component(
         origin: origin_text.to_owned(),
         message: format!("{error:#}"),
     })?;
+    let imports = capabilities::imports_of(engine.engine(), &component);
     let linker = engine.linker().map_err(|error| PluginError::InvalidComponent {
         origin: origin_text.to_owned(),
         message: format!("{error:#}"),
@@ -408,5 +429,5 @@ async fn load_component(
         return Err(spec_error("spec() returned an empty name".into()));
     }
     let (schema, validator) = compile_schema(&spec, origin_text)?;
-    Ok(Plugin { spec, origin, schema, validator, code, engine: engine.clone(), state: state.clone() })
+    Ok(Plugin { spec, origin, schema, validator, code, imports, engine: engine.clone(), state: state.clone() })
 }

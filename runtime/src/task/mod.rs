@@ -10,7 +10,7 @@ mod status;
 
 pub(crate) use errors::ErrorHandling;
 pub(crate) use handle::{SinkHandle, SourceHandle};
-pub(crate) use retry::RetryPolicy;
+pub(crate) use retry::{RestartPolicy, Restarts, RetryPolicy, sleep_or_cancel};
 pub(crate) use sink::{SinkSettings, SinkTask};
 pub(crate) use source::{SourceSettings, SourceTask};
-pub use status::{State, TaskMetrics, TaskStatus};
+pub use status::{RestartStatus, State, TaskMetrics, TaskStatus};

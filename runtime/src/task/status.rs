@@ -37,6 +37,20 @@ pub struct TaskStatus {
     pub worker_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
+    /// The automatic restart policy and the restarts it made within its window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarts: Option<RestartStatus>,
+}
+
+/// What `GET .../status` shows of a task's automatic restarts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RestartStatus {
+    /// Restarts made within the policy's window.
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub window_ms: u64,
+    pub backoff_initial_ms: u64,
+    pub backoff_max_ms: u64,
 }
 
 /// Counters of one task, updated per batch.

@@ -23,6 +23,10 @@ pub struct FaultyConfig {
     /// Polls that succeed before the task misbehaves.
     #[serde(default)]
     pub after: u32,
+    /// `trap-on-start`: how many starts of the task trap before one succeeds (counted in the
+    /// connector's state, so across restarts).
+    #[serde(default)]
+    pub starts: u32,
 }
 
 /// How the task misbehaves.
@@ -45,6 +49,11 @@ pub enum Mode {
     /// Emit every record whose number ends in 3 for partition 1000000, which no topic has: the
     /// runtime cannot write it (a source-side failure for its dead-letter topic).
     Misroute,
+    /// Trap while opening, on the first `starts` starts; then run as `ok`.
+    TrapOnStart,
+    /// Emit every record whose number ends in 7 with a value that is not JSON (`not json <n>`),
+    /// which a transform that edits JSON values cannot handle.
+    PoisonValues,
 }
 
 /// The `faulty` source task. Partition `{"task":<id>}`, position `{"n":<n>}`; resumes after its
@@ -84,13 +93,27 @@ impl Source for Faulty {
                     + 1
             }
         };
+        if config.mode == Mode::TrapOnStart {
+            let key = format!("starts-{}", context.task_id);
+            let started = context
+                .host()
+                .state_get(&key)
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .and_then(|text| text.parse::<u32>().ok())
+                .unwrap_or(0)
+                + 1;
+            context.host().state_set(&key, started.to_string().as_bytes());
+            if started <= config.starts {
+                panic!("faulty: trap requested on start {started} of the first {}", config.starts);
+            }
+        }
         Ok(Self { context, topic: config.topic, mode: config.mode, after: config.after, polls: 0, next, partition })
     }
 
     fn poll(&mut self, max: u32, batch: &mut SourceBatchWriter) -> Result<(), ConnectorError> {
         if self.polls >= self.after {
             match self.mode {
-                Mode::Ok | Mode::Misroute => {}
+                Mode::Ok | Mode::Misroute | Mode::TrapOnStart | Mode::PoisonValues => {}
                 Mode::Trap => panic!("faulty: trap requested after {} polls", self.polls),
                 Mode::Loop => spin(),
                 Mode::Oom => exhaust_memory(),
@@ -106,12 +129,14 @@ impl Source for Faulty {
             let key = self.next.to_string();
             let value = format!("{{\"n\":{}}}", self.next);
             let misrouted = self.mode == Mode::Misroute && self.next % 10 == 3;
+            let poisoned =
+                (self.mode == Mode::PoisonValues && self.next % 10 == 7).then(|| format!("not json {}", self.next));
             batch.push(&SourceRecordRef {
                 topic: &self.topic,
                 partition: if misrouted { 1_000_000 } else { -1 },
                 timestamp: None,
                 key: Some(key.as_bytes()),
-                value: Some(value.as_bytes()),
+                value: Some(poisoned.as_deref().unwrap_or(&value).as_bytes()),
                 headers: &[],
                 source_partition: &self.partition,
                 source_position: value.as_bytes(),
