@@ -19,6 +19,7 @@ pub mod plugin;
 pub mod rest;
 pub mod state_store;
 pub mod task;
+pub mod transform;
 pub mod worker;
 
 pub use manifest::{ConnectorDefinition, ManifestError, ManifestFile};

@@ -27,6 +27,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use weir_connector_sdk::FieldError;
 
+use crate::transform::{PredicateSpec, TransformSpec};
+
 /// Default memory limit of one task's instance.
 pub const DEFAULT_MEMORY_BYTES: u64 = 256 << 20;
 /// Default deadline of one call into a component.
@@ -83,6 +85,13 @@ pub struct ConnectorDefinition {
     /// Include the records' keys and values in those log lines.
     #[serde(rename = "errors.log.include.messages", default)]
     pub log_include_messages: bool,
+    /// Single message transforms, applied in order to each record (Kafka Connect's
+    /// `transforms`; see [`crate::transform`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transforms: Vec<TransformSpec>,
+    /// Predicates the transforms refer to by name (Kafka Connect's `predicates`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub predicates: Vec<PredicateSpec>,
     /// Automatic restarts of a FAILED task: at most this many within `restart.window.ms`, then
     /// it stays FAILED with its last trace (0: never restart, as Kafka Connect).
     #[serde(rename = "restart.max.attempts", default = "default_restart_attempts")]
@@ -117,6 +126,8 @@ impl Default for ConnectorDefinition {
             dead_letter_context_headers: false,
             log_errors: false,
             log_include_messages: false,
+            transforms: Vec::new(),
+            predicates: Vec::new(),
             restart_max_attempts: default_restart_attempts(),
             restart_window_ms: default_restart_window(),
             restart_backoff_initial_ms: default_restart_backoff_initial(),
@@ -290,6 +301,10 @@ pub mod flat_keys {
     pub const DLQ_HEADERS: &str = "errors.deadletterqueue.context.headers.enable";
     pub const LOG_ENABLE: &str = "errors.log.enable";
     pub const LOG_MESSAGES: &str = "errors.log.include.messages";
+    /// `transforms: a,b` with `transforms.a.type`, `transforms.a.<key>`, ...
+    pub const TRANSFORMS: &str = "transforms";
+    /// `predicates: p` with `predicates.p.type`, `predicates.p.<key>`, ...
+    pub const PREDICATES: &str = "predicates";
     pub const RESTART_ATTEMPTS: &str = "restart.max.attempts";
     pub const RESTART_WINDOW: &str = "restart.window.ms";
     pub const RESTART_BACKOFF_INITIAL: &str = "restart.backoff.initial.ms";
@@ -362,6 +377,25 @@ impl ConnectorDefinition {
                 flat.insert(key.into(), Value::String("true".into()));
             }
         }
+        flatten_specs(
+            &mut flat,
+            flat_keys::TRANSFORMS,
+            self.transforms.iter().map(|spec| {
+                let mut config = spec.config.clone();
+                if let Some(predicate) = &spec.predicate {
+                    config.insert("predicate".into(), Value::String(predicate.clone()));
+                }
+                if spec.negate {
+                    config.insert("negate".into(), Value::String("true".into()));
+                }
+                (spec.name.as_str(), spec.kind.as_str(), config)
+            }),
+        );
+        flatten_specs(
+            &mut flat,
+            flat_keys::PREDICATES,
+            self.predicates.iter().map(|spec| (spec.name.as_str(), spec.kind.as_str(), spec.config.clone())),
+        );
         flat.insert(flat_keys::NAME.into(), Value::String(self.name.clone()));
         flat
     }
@@ -483,6 +517,8 @@ impl ConnectorDefinition {
                         Err(error) => errors.push(FieldError::new(key, format!("not valid grants: {error}"))),
                     }
                 }
+                flat_keys::TRANSFORMS | flat_keys::PREDICATES => {}
+                _ if key.starts_with("transforms.") || key.starts_with("predicates.") => {}
                 _ => {
                     let declared =
                         schema.and_then(|schema| schema.get("properties")).and_then(|properties| properties.get(key));
@@ -490,6 +526,22 @@ impl ConnectorDefinition {
                 }
             }
         }
+        let mut transforms = unflatten_specs(flat, flat_keys::TRANSFORMS, &mut errors);
+        definition.predicates = unflatten_specs(flat, flat_keys::PREDICATES, &mut errors)
+            .into_iter()
+            .map(|(name, kind, config)| PredicateSpec { name, kind, config })
+            .collect();
+        definition.transforms = transforms
+            .drain(..)
+            .map(|(name, kind, mut config)| {
+                let predicate = config.remove("predicate").and_then(|value| value.as_str().map(str::to_owned));
+                let negate = config.remove("negate").is_some_and(|value| {
+                    value.as_bool() == Some(true)
+                        || value.as_str().is_some_and(|text| text.eq_ignore_ascii_case("true"))
+                });
+                TransformSpec { name, kind, predicate, negate, config }
+            })
+            .collect();
         if definition.class.is_empty() && !errors.iter().any(|error| error.field == flat_keys::CLASS) {
             errors.push(FieldError::new(flat_keys::CLASS, "missing required configuration \"connector.class\""));
         }
@@ -498,6 +550,76 @@ impl ConnectorDefinition {
         }
         if errors.is_empty() { Ok(definition) } else { Err(errors) }
     }
+}
+
+/// Write specs in Kafka Connect's flat form: `<prefix>: a,b`, `<prefix>.a.type`, `<prefix>.a.<key>`.
+fn flatten_specs<'a>(
+    flat: &mut serde_json::Map<String, serde_json::Value>,
+    prefix: &str,
+    specs: impl Iterator<Item = (&'a str, &'a str, serde_json::Map<String, serde_json::Value>)>,
+) {
+    use serde_json::Value;
+    let mut names = Vec::new();
+    for (name, kind, config) in specs {
+        flat.insert(format!("{prefix}.{name}.type"), Value::String(kind.to_owned()));
+        for (key, value) in config {
+            let text = match value {
+                Value::String(text) => text,
+                other => other.to_string(),
+            };
+            flat.insert(format!("{prefix}.{name}.{key}"), Value::String(text));
+        }
+        names.push(name);
+    }
+    if !names.is_empty() {
+        flat.insert(prefix.to_owned(), Value::String(names.join(",")));
+    }
+}
+
+/// Read specs from the flat form, in the order `<prefix>` lists them: (name, type, keys).
+fn unflatten_specs(
+    flat: &serde_json::Map<String, serde_json::Value>,
+    prefix: &str,
+    errors: &mut Vec<FieldError>,
+) -> Vec<(String, String, serde_json::Map<String, serde_json::Value>)> {
+    let names: Vec<String> = match flat.get(prefix) {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(serde_json::Value::String(list)) => {
+            list.split(',').map(str::trim).filter(|name| !name.is_empty()).map(str::to_owned).collect()
+        }
+        Some(other) => {
+            errors.push(FieldError::new(prefix, format!("{other} is not a comma-separated list of names")));
+            Vec::new()
+        }
+    };
+    let mut specs: Vec<(String, String, serde_json::Map<String, serde_json::Value>)> =
+        names.iter().map(|name| (name.clone(), String::new(), serde_json::Map::new())).collect();
+    let dotted = format!("{prefix}.");
+    for (key, value) in flat {
+        let Some(rest) = key.strip_prefix(&dotted) else { continue };
+        let Some((name, field)) = rest.split_once('.') else {
+            errors.push(FieldError::new(key, format!("expected `{prefix}.<name>.<key>`")));
+            continue;
+        };
+        let Some(spec) = specs.iter_mut().find(|spec| spec.0 == name) else {
+            errors.push(FieldError::new(key, format!("`{name}` is not listed in `{prefix}`")));
+            continue;
+        };
+        if field == "type" {
+            match value.as_str() {
+                Some(kind) => spec.1 = kind.to_owned(),
+                None => errors.push(FieldError::new(key, "must be a string")),
+            }
+        } else {
+            spec.2.insert(field.to_owned(), value.clone());
+        }
+    }
+    for spec in &specs {
+        if spec.1.is_empty() {
+            errors.push(FieldError::new(format!("{prefix}.{}.type", spec.0), "is required"));
+        }
+    }
+    specs
 }
 
 /// The types a JSON Schema property declares (`"type": "integer"` or `["integer", "null"]`).
@@ -857,6 +979,30 @@ grants:
         let error = ManifestFile::parse(Path::new("bad.yaml"), text.into()).unwrap_err();
         assert_eq!(error.field.as_deref(), Some("tasks.max"));
         assert_eq!(error.line, Some(3));
+    }
+
+    #[test]
+    fn transforms_round_trip_through_the_flat_form() {
+        let yaml = "name: t\nconnector.class: datagen\nconfig:\n  topic: x\ntransforms:\n  - name: add\n    \
+                    type: InsertField$Value\n    static.field: origin\n    static.value: weir\n    predicate: isX\n  \
+                    - name: route\n    type: RegexRouter\n    regex: x\n    replacement: y\npredicates:\n  - name: isX\n    \
+                    type: TopicNameMatches\n    pattern: x.*\nrestart.max.attempts: 7\n";
+        let file = ManifestFile::parse(Path::new("t.yaml"), yaml.into()).unwrap();
+        let definition = &file.definitions[0];
+        assert_eq!(definition.transforms.len(), 2);
+        assert_eq!(definition.transforms[0].config["static.field"], "origin");
+        let flat = definition.to_flat();
+        assert_eq!(flat["transforms"], "add,route");
+        assert_eq!(flat["transforms.add.type"], "InsertField$Value");
+        assert_eq!(flat["transforms.add.predicate"], "isX");
+        assert_eq!(flat["predicates.isX.pattern"], "x.*");
+        assert_eq!(flat["restart.max.attempts"], "7");
+        let back = ConnectorDefinition::from_flat("t", &flat, None).unwrap();
+        assert_eq!(&back, definition);
+        let mut stray = flat.clone();
+        stray.insert("transforms.other.type".into(), "Filter".into());
+        let errors = ConnectorDefinition::from_flat("t", &stray, None).unwrap_err();
+        assert_eq!(errors[0].field, "transforms.other.type", "{errors:?}");
     }
 
     #[test]

@@ -24,6 +24,7 @@ use crate::task::{
     ErrorHandling, RestartPolicy, Restarts, RetryPolicy, SinkHandle, SinkSettings, SinkTask, SourceHandle,
     SourceSettings, SourceTask, State, TaskMetrics, TaskStatus, sleep_or_cancel,
 };
+use crate::transform::Chain;
 
 /// Worker settings.
 #[derive(Debug, Clone)]
@@ -160,6 +161,7 @@ struct TaskPolicy {
     retry: RetryPolicy,
     errors: ErrorHandling,
     restart: RestartPolicy,
+    transforms: Arc<Chain>,
 }
 
 struct TaskSlot {
@@ -312,6 +314,9 @@ impl Worker {
             }]);
         };
         let mut errors = plugin.ungranted_imports(&definition.grants);
+        if let Err(found) = Chain::new(&definition.transforms, &definition.predicates) {
+            errors.extend(found);
+        }
         let mut resolved = serde_json::Map::new();
         let mut secrets = Vec::new();
         for (key, value) in &definition.config {
@@ -326,7 +331,8 @@ impl Worker {
                 Err(error) => errors.push(FieldError { field: config_field(key), message: error.to_string() }),
             }
         }
-        if !errors.is_empty() {
+        if errors.iter().any(|error| error.field.starts_with("config.")) {
+            // An unresolvable reference: the schema check would only repeat it.
             return Err(errors);
         }
         let config = serde_json::Value::Object(resolved);
@@ -508,6 +514,16 @@ impl Worker {
             },
             errors: ErrorHandling::of(&connector.definition),
             restart: RestartPolicy::of(&connector.definition),
+            transforms: Arc::new(
+                Chain::new(&connector.definition.transforms, &connector.definition.predicates).unwrap_or_else(
+                    |errors| {
+                        // Validated when the connector was deployed; a chain that no longer builds
+                        // is reported and left out rather than failing the task.
+                        tracing::error!(connector = %name, ?errors, "invalid transforms ignored");
+                        Chain::default()
+                    },
+                ),
+            ),
         };
         let slot = &mut connector.tasks[index];
         slot.cancel = CancellationToken::new();
@@ -530,7 +546,7 @@ impl Worker {
         let status = slot.status.clone();
         let metrics = slot.metrics.clone();
         let cancel = slot.cancel.clone();
-        let TaskPolicy { default_partitions, retry, errors, restart } = policy;
+        let TaskPolicy { default_partitions, retry, errors, restart, transforms } = policy;
         async move {
             let connector = setup.connector.clone();
             let task_id = setup.task_id;
@@ -563,6 +579,7 @@ impl Worker {
                                     default_partitions,
                                     retry,
                                     errors: errors.clone(),
+                                    transforms: transforms.clone(),
                                 },
                             }
                             .run(cancel.clone())
@@ -588,6 +605,7 @@ impl Worker {
                                     flush_interval: self.inner.config.sink_flush_interval,
                                     retry,
                                     errors: errors.clone(),
+                                    transforms: transforms.clone(),
                                 },
                             }
                             .run(cancel.clone())

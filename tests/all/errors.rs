@@ -165,3 +165,88 @@ async fn source_records_that_cannot_be_written_go_to_the_source_dead_letter_topi
     assert!(written.iter().all(|record| !record.value.as_deref().unwrap_or_default().ends_with(b"3}")));
     worker.shutdown().await;
 }
+
+fn dead_letters(worker: &Worker, topic: &str) -> Vec<weir_broker::StoredRecord> {
+    worker.log().read(topic, 0, 0, 4 << 20).expect("read the dead-letter topic")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_records_that_fail_a_transform_go_to_the_source_dead_letter_topic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = worker_with_faulty(dir.path()).await;
+    let manifest = "name: poisoned\nconnector.class: faulty\ntopic.creation.default.partitions: 1\nconfig:\n  \
+                    topic: numbers\n  mode: poison-values\ntransforms:\n  - name: tag\n    \
+                    type: org.apache.kafka.connect.transforms.InsertField$Value\n    static.field: origin\n    \
+                    static.value: faulty\nerrors.tolerance: all\nerrors.deadletterqueue.topic.name: source-dlq\n\
+                    errors.deadletterqueue.context.headers.enable: true\n";
+    let file = weir_runtime::manifest::ManifestFile::parse(std::path::Path::new("t.yaml"), manifest.into())
+        .expect("manifest parses");
+    worker.create(file.definitions[0].clone()).await.expect("create source");
+    wait_for("100 records written", || worker.log().end_offset("numbers", 0).is_ok_and(|end| end >= 100)).await;
+    let written = worker.log().read("numbers", 0, 0, 4 << 20).expect("read");
+    for record in &written {
+        let value: serde_json::Value = serde_json::from_slice(record.value.as_deref().expect("value")).expect("json");
+        assert_eq!(value["origin"], "faulty", "the transform ran: {value}");
+        assert_ne!(value["n"].as_u64().expect("n") % 10, 7, "no poisoned record is written: {value}");
+    }
+    let dead = dead_letters(&worker, "source-dlq");
+    assert!(!dead.is_empty());
+    for record in &dead {
+        let value = String::from_utf8_lossy(record.value.as_deref().expect("value")).into_owned();
+        assert!(value.starts_with("not json ") && value.ends_with('7'), "only poisoned records: {value}");
+        assert_eq!(header(&record.headers, "__connect.errors.stage"), Some("TRANSFORMATION"));
+        assert_eq!(header(&record.headers, "__connect.errors.topic"), Some("numbers"));
+        let message = header(&record.headers, "__connect.errors.exception.message").expect("message");
+        assert!(message.contains("transform `tag`") && message.contains("not JSON"), "{message}");
+    }
+    assert_eq!(task(&worker, "poisoned").status.state, State::Running);
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sink_records_that_fail_a_transform_go_to_the_dead_letter_topic_and_the_rest_is_put() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = worker_with_faulty(dir.path()).await;
+    let source = ConnectorDefinition {
+        default_partitions: Some(1),
+        ..definition(
+            "poisoned",
+            "faulty",
+            serde_json::json!({ "topic": "numbers", "mode": "poison-values" }),
+            Limits::default(),
+        )
+    };
+    let sink = ConnectorDefinition {
+        tolerance: Tolerance::All,
+        dead_letter_topic: Some("sink-dlq".into()),
+        dead_letter_context_headers: true,
+        transforms: vec![weir_runtime::transform::TransformSpec {
+            name: "unwrap".into(),
+            kind: "ExtractField$Value".into(),
+            predicate: None,
+            negate: false,
+            config: serde_json::json!({ "field": "n" }).as_object().cloned().unwrap_or_default(),
+        }],
+        ..definition("sink", "faulty-sink", serde_json::json!({ "topics": "numbers" }), Limits::default())
+    };
+    worker.create(sink).await.expect("create sink");
+    worker.create(source).await.expect("create source");
+    wait_for("90 records put", || task(&worker, "sink").records >= 90).await;
+    let dead = dead_letters(&worker, "sink-dlq");
+    assert!(!dead.is_empty());
+    for record in &dead {
+        let value = String::from_utf8_lossy(record.value.as_deref().expect("value")).into_owned();
+        assert!(value.starts_with("not json "), "{value}");
+        let n: i64 = value["not json ".len()..].parse().expect("number");
+        assert_eq!(header(&record.headers, "__connect.errors.stage"), Some("TRANSFORMATION"));
+        assert_eq!(
+            header(&record.headers, "__connect.errors.offset"),
+            Some(n.to_string().as_str()),
+            "one partition: offset = n"
+        );
+    }
+    let sink = task(&worker, "sink");
+    assert_eq!(sink.status.state, State::Running, "{sink:?}");
+    assert!(sink.errors >= dead.len() as u64, "{sink:?}");
+    worker.shutdown().await;
+}

@@ -47,6 +47,8 @@ pub(crate) enum Stage {
     TaskPut,
     /// A source record could not be written to the log.
     KafkaProduce,
+    /// A transform (`transforms`) could not handle the record.
+    Transformation,
 }
 
 impl Stage {
@@ -54,6 +56,7 @@ impl Stage {
         match self {
             Stage::TaskPut => "TASK_PUT",
             Stage::KafkaProduce => "KAFKA_PRODUCE",
+            Stage::Transformation => "TRANSFORMATION",
         }
     }
 }
@@ -68,6 +71,8 @@ pub(crate) struct FailedRecord {
     pub(crate) value: Option<Bytes>,
     pub(crate) headers: Vec<(String, Option<Bytes>)>,
     pub(crate) error: ConnectorError,
+    /// Where in the pipeline it failed.
+    pub(crate) stage: Stage,
     /// Extra context headers (e.g. a source record's source partition and position).
     pub(crate) context: Vec<(&'static str, Vec<u8>)>,
 }
@@ -113,10 +118,10 @@ pub(crate) fn handle_failures(
     log: &Arc<Log>,
     connector: &str,
     task: u32,
-    stage: Stage,
     failures: Vec<FailedRecord>,
 ) -> Result<(), TaskError> {
     let Some(first) = failures.first() else { return Ok(()) };
+    let stage = first.stage;
     if handling.tolerance == Tolerance::None {
         return Err(TaskError::Connector(ConnectorError::Fatal(format!(
             "{} record(s) failed in stage {}; first: {}: {} (set errors.tolerance: all to skip failed records)",
@@ -168,7 +173,7 @@ pub(crate) fn handle_failures(
                 }
                 context("__connect.errors.connector.name", connector.to_owned());
                 context("__connect.errors.task.id", task.to_string());
-                context("__connect.errors.stage", stage.as_str().to_owned());
+                context("__connect.errors.stage", failure.stage.as_str().to_owned());
                 context("__connect.errors.class.name", error_class(&failure.error).to_owned());
                 context("__connect.errors.exception.message", failure.error.to_string());
                 for (name, value) in &failure.context {

@@ -19,6 +19,7 @@ use super::retry::{Backoff, RetryPolicy, sleep_or_cancel};
 use super::source::log_failure;
 use super::status::TaskMetrics;
 use crate::host::TaskError;
+use crate::transform::{self, Chain};
 
 /// How often a sink looks again for subscribed topics that do not exist yet.
 const MISSING_TOPIC_CHECK: Duration = Duration::from_millis(100);
@@ -35,6 +36,8 @@ pub(crate) struct SinkSettings {
     pub(crate) flush_interval: Duration,
     pub(crate) retry: RetryPolicy,
     pub(crate) errors: ErrorHandling,
+    /// Transforms applied to each record before `put`.
+    pub(crate) transforms: Arc<Chain>,
 }
 
 /// One assigned partition and where the task is in it.
@@ -126,11 +129,23 @@ impl SinkTask {
         // Size the next batch buffer like the last one, so steady state allocates once per batch.
         let mut capacity = 64 << 10;
         while !cancel.is_cancelled() {
-            let (batch, next_positions, bytes) = self.gather(assigned, first, capacity)?;
+            let (batch, next_positions, bytes, failed) = self.gather(assigned, first, capacity)?;
+            if !failed.is_empty() {
+                self.metrics.errors.fetch_add(failed.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                handle_failures(&self.settings.errors, &self.log, &self.connector, self.task_id, failed)?;
+            }
             capacity = capacity.max(batch.byte_len());
             let batch_len = batch.len();
             first = (first + 1) % assigned.len().max(1);
             let records = batch_len as u64;
+            if records == 0 && next_positions.iter().zip(assigned.iter()).any(|(next, slot)| *next != slot.position) {
+                // Every record read was dropped or failed in the transforms: move past them.
+                for (slot, position) in assigned.iter_mut().zip(next_positions) {
+                    slot.position = position;
+                }
+                dirty = true;
+                continue;
+            }
             if records == 0 {
                 if !missing.is_empty() {
                     self.assign_new(assigned, missing)?;
@@ -173,11 +188,12 @@ impl SinkTask {
         assigned: &mut [Assigned],
         first: usize,
         capacity: usize,
-    ) -> Result<(SinkBatchWriter, Vec<i64>, u64), TaskError> {
+    ) -> Result<(SinkBatchWriter, Vec<i64>, u64, Vec<FailedRecord>), TaskError> {
         let limit = self.settings.batch_size as usize;
         let mut writer = SinkBatchWriter::with_capacity(capacity);
         let mut positions: Vec<i64> = assigned.iter().map(|slot| slot.position).collect();
         let mut bytes = 0u64;
+        let mut failed = Vec::new();
         let count = assigned.len();
         for step in 0..count {
             let index = (first + step) % count;
@@ -195,7 +211,49 @@ impl SinkTask {
                 .read(&slot.topic, slot.partition, positions[index], self.settings.max_read_bytes)
                 .map_err(log_failure)?;
             let partition = i32::try_from(slot.partition).unwrap_or(i32::MAX);
-            for record in records.iter().take(limit - writer.len()) {
+            let room = limit - writer.len();
+            for record in records.iter().take(room) {
+                positions[index] = record.offset + 1;
+                if !self.settings.transforms.is_empty() {
+                    let input = transform::Record {
+                        topic: slot.topic.clone(),
+                        partition,
+                        offset: Some(record.offset),
+                        timestamp: record.timestamp,
+                        key: record.key.clone(),
+                        value: record.value.clone(),
+                        headers: record.headers.clone(),
+                    };
+                    match self.settings.transforms.apply(input) {
+                        Ok(None) => {}
+                        Ok(Some(out)) => {
+                            bytes += (out.key.as_ref().map_or(0, |key| key.len())
+                                + out.value.as_ref().map_or(0, |value| value.len()))
+                                as u64;
+                            writer.push(
+                                &out.topic,
+                                partition,
+                                record.offset,
+                                out.timestamp,
+                                out.key.as_deref(),
+                                out.value.as_deref(),
+                                out.headers.iter().map(|(name, value)| (name.as_str(), value.as_deref())),
+                            );
+                        }
+                        Err(error) => failed.push(FailedRecord {
+                            topic: slot.topic.clone(),
+                            partition: Some(partition),
+                            offset: Some(record.offset),
+                            key: record.key.clone(),
+                            value: record.value.clone(),
+                            headers: record.headers.clone(),
+                            error: weir_connector_sdk::ConnectorError::Fatal(error.to_string()),
+                            stage: Stage::Transformation,
+                            context: Vec::new(),
+                        }),
+                    }
+                    continue;
+                }
                 bytes += (record.key.as_ref().map_or(0, |key| key.len())
                     + record.value.as_ref().map_or(0, |value| value.len())) as u64;
                 writer.push(
@@ -207,10 +265,9 @@ impl SinkTask {
                     record.value.as_deref(),
                     record.headers.iter().map(|(name, value)| (name.as_str(), value.as_deref())),
                 );
-                positions[index] = record.offset + 1;
             }
         }
-        Ok((writer, positions, bytes))
+        Ok((writer, positions, bytes, failed))
     }
 
     #[allow(clippy::ptr_arg)]
@@ -240,6 +297,7 @@ impl SinkTask {
                                     .map(|(name, value)| (name.to_owned(), value.map(Bytes::copy_from_slice)))
                                     .collect(),
                                 error: failure.error,
+                                stage: Stage::TaskPut,
                                 context: Vec::new(),
                             },
                             None => FailedRecord {
@@ -250,18 +308,12 @@ impl SinkTask {
                                 value: None,
                                 headers: Vec::new(),
                                 error: failure.error,
+                                stage: Stage::TaskPut,
                                 context: Vec::new(),
                             },
                         })
                         .collect();
-                    return handle_failures(
-                        &self.settings.errors,
-                        &self.log,
-                        &self.connector,
-                        self.task_id,
-                        Stage::TaskPut,
-                        failed,
-                    );
+                    return handle_failures(&self.settings.errors, &self.log, &self.connector, self.task_id, failed);
                 }
                 Err(error) if error.is_retriable() => {
                     self.metrics.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -21,6 +21,7 @@ use super::status::TaskMetrics;
 use crate::host::TaskError;
 use crate::keyed_store::now_ms;
 use crate::state_store::OffsetStore;
+use crate::transform::{self, Chain};
 
 /// Longest pause between polls of a source that has nothing ready.
 const MAX_IDLE_WAIT: Duration = Duration::from_millis(100);
@@ -34,6 +35,8 @@ pub(crate) struct SourceSettings {
     pub(crate) default_partitions: u32,
     pub(crate) retry: RetryPolicy,
     pub(crate) errors: ErrorHandling,
+    /// Transforms applied to each record before it is routed.
+    pub(crate) transforms: Arc<Chain>,
 }
 
 pub(crate) struct SourceTask {
@@ -122,7 +125,7 @@ impl SourceTask {
             // Failed records first: with tolerance `none` this fails the task before anything
             // of the batch is committed; with `all` they are in the dead-letter topic before
             // the positions covering them are stored.
-            handle_failures(&errors, &log, &connector, task, Stage::KafkaProduce, failed)?;
+            handle_failures(&errors, &log, &connector, task, failed)?;
             let slices: Vec<(&str, u32, &[Record])> = batches
                 .iter()
                 .map(|((topic, partition), records)| (topic.as_str(), *partition, records.as_slice()))
@@ -178,18 +181,17 @@ impl SourceTask {
         let mut partition_order: Vec<&[u8]> = Vec::new();
         for record in reader {
             let record = record.map_err(|error| malformed(&error))?;
-            let route = match routes.get_mut(record.topic) {
-                Some(route) => route,
-                None => {
-                    let partitions = self.ensure_topic(record.topic)?;
-                    routes.entry(record.topic.to_owned()).or_insert(Route { partitions, round_robin: 0 })
-                }
-            };
             if last_positions.insert(record.source_partition, record.source_position).is_none() {
                 partition_order.push(record.source_partition);
             }
+            let source_context = || {
+                vec![
+                    ("__weir.errors.source.partition", record.source_partition.to_vec()),
+                    ("__weir.errors.source.position", record.source_position.to_vec()),
+                ]
+            };
             // Zero-copy: keys, values and header values are slices of the polled buffer.
-            let stored = Record {
+            let mut stored = Record {
                 key: record.key.map(|key| batch.slice_ref(key)),
                 value: record.value.map(|value| batch.slice_ref(value)),
                 headers: record
@@ -199,38 +201,82 @@ impl SourceTask {
                     .collect(),
                 timestamp: record.timestamp.unwrap_or(now),
             };
-            let partition = if record.partition >= 0 {
-                let partition = record.partition as u32;
+            let mut topic = std::borrow::Cow::Borrowed(record.topic);
+            let mut requested = record.partition;
+            if !self.settings.transforms.is_empty() {
+                let input = transform::Record {
+                    topic: record.topic.to_owned(),
+                    partition: record.partition,
+                    offset: None,
+                    timestamp: stored.timestamp,
+                    key: stored.key.clone(),
+                    value: stored.value.clone(),
+                    headers: stored.headers.clone(),
+                };
+                match self.settings.transforms.apply(input) {
+                    // Dropped (a filter): its position still counts as handled.
+                    Ok(None) => continue,
+                    Ok(Some(out)) => {
+                        topic = std::borrow::Cow::Owned(out.topic);
+                        requested = out.partition;
+                        stored =
+                            Record { key: out.key, value: out.value, headers: out.headers, timestamp: out.timestamp };
+                    }
+                    Err(error) => {
+                        routed.failed.push(FailedRecord {
+                            topic: record.topic.to_owned(),
+                            partition: (record.partition >= 0).then_some(record.partition),
+                            offset: None,
+                            key: stored.key,
+                            value: stored.value,
+                            headers: stored.headers,
+                            error: weir_connector_sdk::ConnectorError::Fatal(error.to_string()),
+                            stage: Stage::Transformation,
+                            context: source_context(),
+                        });
+                        continue;
+                    }
+                }
+            }
+            let route = match routes.get_mut(&*topic) {
+                Some(route) => route,
+                None => {
+                    let partitions = self.ensure_topic(&topic)?;
+                    routes.entry(topic.clone().into_owned()).or_insert(Route { partitions, round_robin: 0 })
+                }
+            };
+            let partition = if requested >= 0 {
+                let partition = requested as u32;
                 if partition >= route.partitions {
+                    let message = format!(
+                        "the record names partition {partition} of topic {topic}, which has {} partitions",
+                        route.partitions
+                    );
                     routed.failed.push(FailedRecord {
-                        topic: record.topic.to_owned(),
-                        partition: Some(record.partition),
+                        topic: topic.into_owned(),
+                        partition: Some(requested),
                         offset: None,
                         key: stored.key,
                         value: stored.value,
                         headers: stored.headers,
-                        error: weir_connector_sdk::ConnectorError::Fatal(format!(
-                            "the record names partition {partition} of topic {}, which has {} partitions",
-                            record.topic, route.partitions
-                        )),
-                        context: vec![
-                            ("__weir.errors.source.partition", record.source_partition.to_vec()),
-                            ("__weir.errors.source.position", record.source_position.to_vec()),
-                        ],
+                        error: weir_connector_sdk::ConnectorError::Fatal(message),
+                        stage: Stage::KafkaProduce,
+                        context: source_context(),
                     });
                     continue;
                 }
                 partition
-            } else if let Some(key) = record.key {
+            } else if let Some(key) = &stored.key {
                 partition_for_key(key, route.partitions)
             } else {
                 let partition = route.round_robin % route.partitions;
                 route.round_robin = route.round_robin.wrapping_add(1);
                 partition
             };
-            routed.bytes += (record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len)) as u64;
+            routed.bytes += (stored.key.as_ref().map_or(0, |key| key.len())
+                + stored.value.as_ref().map_or(0, |value| value.len())) as u64;
             routed.records += 1;
-            routed.batches.entry((record.topic.to_owned(), partition)).or_default().push(stored);
+            routed.batches.entry((topic.into_owned(), partition)).or_default().push(stored);
         }
         routed.positions = partition_order
             .into_iter()
