@@ -54,4 +54,31 @@ fn main() {
     }
     let components = wasm_target_dir.join("wasm32-wasip2").join("wasm");
     println!("cargo:rustc-env=WEIR_COMPONENTS_DIR={}", components.display());
+    emit_commit(&root);
+}
+
+/// The commit `GET /` reports (`WEIR_GIT_COMMIT`), when building from a git checkout.
+fn emit_commit(root: &Path) {
+    let git = root.join(".git");
+    if !git.is_dir() {
+        return;
+    }
+    println!("cargo:rerun-if-changed={}", git.join("HEAD").display());
+    if let Ok(head) = std::fs::read_to_string(git.join("HEAD")) {
+        if let Some(reference) = head.trim().strip_prefix("ref: ") {
+            // Only files that exist: a missing one would make every build rerun this script.
+            for watched in [git.join(reference), git.join("packed-refs")] {
+                if watched.exists() {
+                    println!("cargo:rerun-if-changed={}", watched.display());
+                }
+            }
+        }
+    }
+    let output = Command::new("git").current_dir(root).args(["rev-parse", "--short=12", "HEAD"]).output();
+    if let Some(output) = output.ok().filter(|output| output.status.success()) {
+        let commit = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        if !commit.is_empty() {
+            println!("cargo:rustc-env=WEIR_GIT_COMMIT={commit}");
+        }
+    }
 }

@@ -10,6 +10,8 @@ use weir_broker::FlushPolicy;
 use weir_connector_sdk::native;
 
 use crate::manifest::ConnectorDefinition;
+
+pub mod backpressure;
 use crate::worker::{Worker, WorkerConfig, WorkerError};
 
 /// What to run.

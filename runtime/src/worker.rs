@@ -212,6 +212,8 @@ struct Inner {
     /// Serializes changes (create, update, pause, delete, ...) so that each sees the last one
     /// finished; reads never wait for it.
     changes: tokio::sync::Mutex<()>,
+    /// Serializes updates of the active topics (tasks add the topics they write to).
+    topics_lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -263,6 +265,7 @@ impl Worker {
                 store,
                 connectors: Mutex::new(BTreeMap::new()),
                 changes: tokio::sync::Mutex::new(()),
+                topics_lock: Mutex::new(()),
             }),
         })
     }
@@ -574,6 +577,11 @@ impl Worker {
                                 log: self.inner.log.clone(),
                                 offsets: self.inner.offsets.clone(),
                                 metrics: metrics.clone(),
+                                on_new_topic: {
+                                    let worker = self.clone();
+                                    let name = connector.to_string();
+                                    Arc::new(move |topic: &str| worker.add_active_topics(&name, [topic.to_owned()]))
+                                },
                                 settings: SourceSettings {
                                     batch_size: self.inner.config.batch_size,
                                     default_partitions,
@@ -686,9 +694,15 @@ impl Worker {
             let Some(connector) = connectors.get(name) else { return };
             configured_topics(&connector.definition)
         };
+        self.add_active_topics(name, configured);
+    }
+
+    /// Add topics to a connector's active topics (stored in `weir-status`).
+    fn add_active_topics(&self, name: &str, topics: impl IntoIterator<Item = String>) {
+        let _serialized = self.inner.topics_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut active = self.topics(name).unwrap_or_default();
         let before = active.len();
-        active.extend(configured);
+        active.extend(topics);
         if active.len() != before {
             let json = serde_json::json!(active);
             if let Err(error) = self.inner.store.put_status(name, "topics", &json) {

@@ -177,13 +177,14 @@ async fn source_records_that_fail_a_transform_go_to_the_source_dead_letter_topic
     let manifest = "name: poisoned\nconnector.class: faulty\ntopic.creation.default.partitions: 1\nconfig:\n  \
                     topic: numbers\n  mode: poison-values\ntransforms:\n  - name: tag\n    \
                     type: org.apache.kafka.connect.transforms.InsertField$Value\n    static.field: origin\n    \
-                    static.value: faulty\nerrors.tolerance: all\nerrors.deadletterqueue.topic.name: source-dlq\n\
+                    static.value: faulty\n  - name: route\n    type: RegexRouter\n    regex: num(.*)\n    \
+                    replacement: routed-num$1\nerrors.tolerance: all\nerrors.deadletterqueue.topic.name: source-dlq\n\
                     errors.deadletterqueue.context.headers.enable: true\n";
     let file = weir_runtime::manifest::ManifestFile::parse(std::path::Path::new("t.yaml"), manifest.into())
         .expect("manifest parses");
     worker.create(file.definitions[0].clone()).await.expect("create source");
-    wait_for("100 records written", || worker.log().end_offset("numbers", 0).is_ok_and(|end| end >= 100)).await;
-    let written = worker.log().read("numbers", 0, 0, 4 << 20).expect("read");
+    wait_for("100 records written", || worker.log().end_offset("routed-numbers", 0).is_ok_and(|end| end >= 100)).await;
+    let written = worker.log().read("routed-numbers", 0, 0, 4 << 20).expect("read");
     for record in &written {
         let value: serde_json::Value = serde_json::from_slice(record.value.as_deref().expect("value")).expect("json");
         assert_eq!(value["origin"], "faulty", "the transform ran: {value}");
@@ -200,6 +201,8 @@ async fn source_records_that_fail_a_transform_go_to_the_source_dead_letter_topic
         assert!(message.contains("transform `tag`") && message.contains("not JSON"), "{message}");
     }
     assert_eq!(task(&worker, "poisoned").status.state, State::Running);
+    let active = worker.topics("poisoned").expect("topics");
+    assert!(active.contains("routed-numbers"), "the topic the source wrote to is active: {active:?}");
     worker.shutdown().await;
 }
 

@@ -110,6 +110,18 @@ fn rest_endpoints_answer_as_kafka_connect() {
         root["version"].is_string() && root["commit"].is_string() && root["kafka_cluster_id"].is_string(),
         "{root}"
     );
+    // Built from a git checkout (as here and in CI), the commit is the checkout's.
+    let repository = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    if repository.join(".git").is_dir() {
+        let head = std::process::Command::new("git")
+            .current_dir(&repository)
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .expect("git rev-parse");
+        let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+        let commit = root["commit"].as_str().unwrap_or_default();
+        assert!(commit.len() >= 7 && head.starts_with(commit), "commit {commit} is not HEAD {head}");
+    }
     assert_eq!(call(port, "GET", "/health/", None, 200)["status"], "healthy");
 
     // Plugins.

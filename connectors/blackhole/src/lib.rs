@@ -10,6 +10,10 @@ use weir_connector_sdk::{Connector, ConnectorError, RecordFailure, Sink, TaskCon
 pub struct BlackholeConfig {
     /// Comma-separated topics to consume (read by the runtime; the sink accepts any record).
     pub topics: String,
+    /// Time each `put` takes, in ms (0: none): a sink slower than its source, to see what the
+    /// worker does under back-pressure.
+    #[serde(default, rename = "put.delay.ms")]
+    pub put_delay_ms: u64,
 }
 
 /// The `blackhole` sink task.
@@ -19,6 +23,7 @@ pub struct Blackhole {
     records: u64,
     /// Key, value and header bytes of every record put.
     bytes: u64,
+    delay: std::time::Duration,
 }
 
 impl Blackhole {
@@ -41,11 +46,14 @@ impl Connector for Blackhole {
 }
 
 impl Sink for Blackhole {
-    fn open(_config: BlackholeConfig, context: TaskContext) -> Result<Self, ConnectorError> {
-        Ok(Self { context, records: 0, bytes: 0 })
+    fn open(config: BlackholeConfig, context: TaskContext) -> Result<Self, ConnectorError> {
+        Ok(Self { context, records: 0, bytes: 0, delay: std::time::Duration::from_millis(config.put_delay_ms) })
     }
 
     fn put(&mut self, records: &[SinkRecordRef<'_>]) -> Result<Vec<RecordFailure>, ConnectorError> {
+        if !self.delay.is_zero() {
+            std::thread::sleep(self.delay);
+        }
         for record in records {
             let headers: usize =
                 record.headers.iter().map(|(name, value)| name.len() + value.map_or(0, <[u8]>::len)).sum();

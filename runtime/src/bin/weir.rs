@@ -89,6 +89,20 @@ enum Command {
         #[arg(long, default_value = "every-batch", value_parser = parse_flush)]
         flush: FlushPolicy,
     },
+    /// Peak memory of a worker whose sink is slower than its source, next to one whose sink
+    /// keeps up: two `weir run` processes, datagen → blackhole, sampled from /proc.
+    BenchBackpressure {
+        /// Seconds each process runs.
+        #[arg(long, default_value_t = 180)]
+        seconds: u64,
+        /// The slow sink's time per put (of up to 1000 records), in ms.
+        #[arg(long, default_value_t = 50)]
+        delay_ms: u64,
+        /// Bytes of each record's value. The log keeps everything the source writes: at 1024 B
+        /// a 180 s run can write some 40 GB to the temporary directory.
+        #[arg(long, default_value_t = 100)]
+        value_size: usize,
+    },
 }
 
 fn parse_flush(text: &str) -> Result<FlushPolicy, String> {
@@ -190,6 +204,13 @@ async fn run(cli: Cli, log_levels: Arc<LogLevels>) -> anyhow::Result<ExitCode> {
         Command::Bench { records, value_sizes, runs, batch_size, partitions, flush } => {
             let options = BenchOptions { records, value_sizes, runs, batch_size, partitions, flush };
             let report = bench::run(&options).await.context("while benchmarking")?;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchBackpressure { seconds, delay_ms, value_size } => {
+            let exe = std::env::current_exe().context("while finding the weir binary")?;
+            let options = bench::backpressure::BackpressureOptions { exe, seconds, delay_ms, value_size };
+            let report = bench::backpressure::run(&options).await.context("while benchmarking back-pressure")?;
             println!("{report}");
             Ok(ExitCode::SUCCESS)
         }

@@ -46,6 +46,9 @@ pub(crate) struct SourceTask {
     pub(crate) log: Arc<Log>,
     pub(crate) offsets: Arc<OffsetStore>,
     pub(crate) metrics: Arc<TaskMetrics>,
+    /// Told of each topic the task writes to for the first time in this run (the connector's
+    /// active topics).
+    pub(crate) on_new_topic: Arc<dyn Fn(&str) + Send + Sync>,
     pub(crate) settings: SourceSettings,
 }
 
@@ -242,6 +245,7 @@ impl SourceTask {
                 Some(route) => route,
                 None => {
                     let partitions = self.ensure_topic(&topic)?;
+                    (self.on_new_topic)(&topic);
                     routes.entry(topic.clone().into_owned()).or_insert(Route { partitions, round_robin: 0 })
                 }
             };

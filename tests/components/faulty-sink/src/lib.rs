@@ -22,10 +22,6 @@ pub struct FaultySinkConfig {
     /// `poison`: a record whose value contains this text is reported as failed.
     #[serde(default)]
     pub poison: Option<String>,
-    /// `slow`: how long each `put` takes, in ms (the sink sleeps, as one waiting on a slow
-    /// remote system would).
-    #[serde(default, rename = "delay.ms")]
-    pub delay_ms: u32,
 }
 
 fn default_n() -> u32 {
@@ -45,8 +41,6 @@ pub enum SinkMode {
     FailRetriableN,
     /// Records whose value contains `poison` are reported as failed; the others are accepted.
     Poison,
-    /// Every `put` takes `delay.ms`: a sink slower than its source.
-    Slow,
 }
 
 /// The `faulty-sink` task.
@@ -92,7 +86,6 @@ impl Sink for FaultySink {
         let mut failures = Vec::new();
         match self.config.mode {
             SinkMode::Ok => {}
-            SinkMode::Slow => std::thread::sleep(std::time::Duration::from_millis(u64::from(self.config.delay_ms))),
             SinkMode::Trap => {
                 if self.puts >= self.config.after {
                     panic!("faulty-sink: trap requested after {} puts", self.puts);
