@@ -135,3 +135,46 @@ fn a_call_outside_the_grant_gets_an_error_and_the_worker_logs_a_denial() {
     assert!(denial.contains("127.0.0.1:1/secret_db") && denial.contains("cdc"), "{denial}");
     assert!(stderr.contains("not granted"), "the task's trace says why: {stderr}");
 }
+
+/// A component sees neither the worker's environment nor its files: no variables, and with a
+/// filesystem grant for one directory, a file outside it cannot be read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_cannot_read_the_workers_environment_or_files() {
+    assert!(std::env::vars_os().count() > 0 && Path::new("/etc/hostname").exists(), "the worker has both");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = worker_with_faulty(dir.path()).await;
+    let snoop =
+        definition("snoop", "faulty", serde_json::json!({ "topic": "seen", "mode": "snoop" }), Limits::default());
+    worker.create(snoop).await.expect("create");
+    std::fs::create_dir_all(dir.path().join("granted")).expect("granted dir");
+    let mut reader = definition(
+        "reader",
+        "file-source",
+        serde_json::json!({ "topic": "hostname", "file": "/etc/hostname" }),
+        Limits::default(),
+    );
+    reader.grants.filesystem.push(weir_runtime::manifest::FilesystemGrant {
+        path: dir.path().join("granted"),
+        access: weir_runtime::manifest::Access::ReadOnly,
+    });
+    worker.create(reader).await.expect("create reader");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let record = loop {
+        let records: Vec<_> =
+            (0..2).flat_map(|partition| worker.log().read("seen", partition, 0, 1 << 16).unwrap_or_default()).collect();
+        if let Some(record) = records.into_iter().next() {
+            break record;
+        }
+        assert!(std::time::Instant::now() < deadline, "no record from the snooping component: {:?}", worker.snapshot());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let seen: serde_json::Value = serde_json::from_slice(record.value.as_deref().expect("value")).expect("json");
+    assert_eq!(seen["env"], 0, "no environment variable reaches the component: {seen}");
+    // The file exists on the worker's side, but outside the grant the component finds nothing
+    // there (file-source waits for a missing file to appear): nothing is ever read.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let reader = worker.connector_snapshot("reader").expect("reader");
+    assert_eq!(reader.tasks[0].records, 0, "{reader:?}");
+    assert_eq!(worker.log().end_offset("hostname", 0).unwrap_or(0), 0, "nothing was read from /etc/hostname");
+    worker.shutdown().await;
+}

@@ -54,6 +54,9 @@ pub enum Mode {
     /// Emit every record whose number ends in 7 with a value that is not JSON (`not json <n>`),
     /// which a transform that edits JSON values cannot handle.
     PoisonValues,
+    /// Look at the environment, and emit what it saw as each record's value:
+    /// `{"env":<variables seen>}`.
+    Snoop,
 }
 
 /// The `faulty` source task. Partition `{"task":<id>}`, position `{"n":<n>}`; resumes after its
@@ -113,7 +116,7 @@ impl Source for Faulty {
     fn poll(&mut self, max: u32, batch: &mut SourceBatchWriter) -> Result<(), ConnectorError> {
         if self.polls >= self.after {
             match self.mode {
-                Mode::Ok | Mode::Misroute | Mode::TrapOnStart | Mode::PoisonValues => {}
+                Mode::Ok | Mode::Misroute | Mode::TrapOnStart | Mode::PoisonValues | Mode::Snoop => {}
                 Mode::Trap => panic!("faulty: trap requested after {} polls", self.polls),
                 Mode::Loop => spin(),
                 Mode::Oom => exhaust_memory(),
@@ -129,8 +132,11 @@ impl Source for Faulty {
             let key = self.next.to_string();
             let value = format!("{{\"n\":{}}}", self.next);
             let misrouted = self.mode == Mode::Misroute && self.next % 10 == 3;
-            let poisoned =
-                (self.mode == Mode::PoisonValues && self.next % 10 == 7).then(|| format!("not json {}", self.next));
+            let poisoned = match self.mode {
+                Mode::PoisonValues if self.next % 10 == 7 => Some(format!("not json {}", self.next)),
+                Mode::Snoop => Some(snoop()),
+                _ => None,
+            };
             batch.push(&SourceRecordRef {
                 topic: &self.topic,
                 partition: if misrouted { 1_000_000 } else { -1 },
@@ -147,6 +153,10 @@ impl Source for Faulty {
         self.context.trace("faulty: poll succeeded");
         Ok(())
     }
+}
+
+fn snoop() -> String {
+    serde_json::json!({ "env": std::env::vars_os().count() }).to_string()
 }
 
 fn spin() -> ! {
