@@ -214,7 +214,10 @@ impl SinkTask {
             let room = limit - writer.len();
             for record in records.iter().take(room) {
                 positions[index] = record.offset + 1;
-                if !self.settings.transforms.is_empty() {
+                let transformed;
+                let (topic, timestamp, key, value, headers) = if self.settings.transforms.is_empty() {
+                    (&slot.topic, record.timestamp, &record.key, &record.value, &record.headers)
+                } else {
                     let input = transform::Record {
                         topic: slot.topic.clone(),
                         partition,
@@ -225,45 +228,39 @@ impl SinkTask {
                         headers: record.headers.clone(),
                     };
                     match self.settings.transforms.apply(input) {
-                        Ok(None) => {}
+                        // Dropped by a filter: its offset still counts as handled.
+                        Ok(None) => continue,
                         Ok(Some(out)) => {
-                            bytes += (out.key.as_ref().map_or(0, |key| key.len())
-                                + out.value.as_ref().map_or(0, |value| value.len()))
-                                as u64;
-                            writer.push(
-                                &out.topic,
-                                partition,
-                                record.offset,
-                                out.timestamp,
-                                out.key.as_deref(),
-                                out.value.as_deref(),
-                                out.headers.iter().map(|(name, value)| (name.as_str(), value.as_deref())),
-                            );
+                            transformed = out;
+                            let out = &transformed;
+                            (&out.topic, out.timestamp, &out.key, &out.value, &out.headers)
                         }
-                        Err(error) => failed.push(FailedRecord {
-                            topic: slot.topic.clone(),
-                            partition: Some(partition),
-                            offset: Some(record.offset),
-                            key: record.key.clone(),
-                            value: record.value.clone(),
-                            headers: record.headers.clone(),
-                            error: weir_connector_sdk::ConnectorError::Fatal(error.to_string()),
-                            stage: Stage::Transformation,
-                            context: Vec::new(),
-                        }),
+                        Err(error) => {
+                            failed.push(FailedRecord {
+                                topic: slot.topic.clone(),
+                                partition: Some(partition),
+                                offset: Some(record.offset),
+                                key: record.key.clone(),
+                                value: record.value.clone(),
+                                headers: record.headers.clone(),
+                                error: weir_connector_sdk::ConnectorError::Fatal(error.to_string()),
+                                stage: Stage::Transformation,
+                                context: Vec::new(),
+                            });
+                            continue;
+                        }
                     }
-                    continue;
-                }
-                bytes += (record.key.as_ref().map_or(0, |key| key.len())
-                    + record.value.as_ref().map_or(0, |value| value.len())) as u64;
+                };
+                bytes +=
+                    (key.as_ref().map_or(0, |key| key.len()) + value.as_ref().map_or(0, |value| value.len())) as u64;
                 writer.push(
-                    &slot.topic,
+                    topic,
                     partition,
                     record.offset,
-                    record.timestamp,
-                    record.key.as_deref(),
-                    record.value.as_deref(),
-                    record.headers.iter().map(|(name, value)| (name.as_str(), value.as_deref())),
+                    timestamp,
+                    key.as_deref(),
+                    value.as_deref(),
+                    headers.iter().map(|(name, value)| (name.as_str(), value.as_deref())),
                 );
             }
         }
