@@ -12,6 +12,8 @@ use weir_connector_sdk::native;
 use crate::manifest::ConnectorDefinition;
 use crate::worker::{Worker, WorkerConfig, WorkerError};
 
+pub mod cdc;
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
