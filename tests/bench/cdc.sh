@@ -35,4 +35,4 @@ trap stop EXIT
      -c shared_buffers=256MB -c max_wal_size=4GB" >/dev/null
 
 echo "Postgres $("$bindir/postgres" --version | awk '{print $3}') on 127.0.0.1:$port; $(nproc) cores"
-"$weir" bench-cdc --host 127.0.0.1 --port "$port" --bindir "$bindir" "$@"
+${WEIR_WRAP:-} "$weir" bench-cdc --host 127.0.0.1 --port "$port" --bindir "$bindir" "$@"
