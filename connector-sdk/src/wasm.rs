@@ -49,6 +49,10 @@ impl Host for WasmHost {
     fn state_delete(&self, key: &str) {
         wit_state::delete(key);
     }
+
+    fn gauge(&self, name: &str, value: i64) {
+        wit_log::gauge(name, value);
+    }
 }
 
 fn to_wit_error(error: ConnectorError) -> wit::ConnectorError {

@@ -131,6 +131,8 @@ pub struct TaskSnapshot {
     pub retries: u64,
     /// Wall-clock ms of the last offset commit (0: none yet).
     pub last_commit_ms: i64,
+    /// The component's own gauges (`log.gauge`), e.g. a CDC source's snapshot progress.
+    pub gauges: std::collections::BTreeMap<String, i64>,
 }
 
 /// A connector's definition and what the REST API shows of it.
@@ -496,6 +498,7 @@ impl Worker {
             grants: connector.definition.grants.clone(),
             limits: connector.definition.limits,
             state: self.inner.state.clone(),
+            metrics: connector.tasks[index].metrics.clone(),
         };
         let topics = (connector.kind == Kind::Sink).then(|| connector.definition.topics());
         let policy = TaskPolicy {
@@ -694,6 +697,7 @@ impl Worker {
                     errors: slot.metrics.errors.load(std::sync::atomic::Ordering::Relaxed),
                     last_commit_ms: slot.metrics.last_commit_ms.load(std::sync::atomic::Ordering::Relaxed),
                     retries: slot.metrics.retries.load(std::sync::atomic::Ordering::Relaxed),
+                    gauges: slot.metrics.gauges(),
                 })
                 .collect(),
         }

@@ -70,8 +70,10 @@ pub struct CdcConfig {
     /// is ahead of the committed offset): `fail` the task saying so, or `resnapshot`.
     #[serde(rename = "slot.invalidated.action", default)]
     pub slot_invalidated_action: SlotInvalidatedAction,
-    /// Seconds between log lines reporting the slot's retained WAL and confirmed lag in bytes;
-    /// 0: never.
+    /// Seconds between reports of the slot's retained WAL (`pg_current_wal_lsn() - restart_lsn`)
+    /// and replication lag (`pg_current_wal_lsn() - confirmed_flush_lsn`) in bytes: a log line
+    /// and the task gauges `slot_retained_wal_bytes` / `replication_lag_bytes` (status and
+    /// /metrics). 0: never.
     #[serde(rename = "slot.stats.interval.s", default = "default_stats_interval")]
     pub slot_stats_interval_s: u64,
 }

@@ -4,7 +4,9 @@
 //! Positions (JSON, one source partition `{"server": <topic.prefix>}`):
 //! - snapshot rows: `{"snapshot": true, "snapshot_done": false, "consistent_point": C}`; the last
 //!   row of the snapshot says `"snapshot_done": true`. A snapshot interrupted before that row was
-//!   committed is restarted from scratch (slot dropped and created again): never skipped.
+//!   committed is read again from the start, never skipped; the slot is kept and streaming then
+//!   starts from its position, so the topic replayed in order still gives the table (see
+//!   [`PostgresCdc::snapshot_again`]).
 //! - changes: `{"commit_lsn": F, "seq": n, "last": bool, "end_lsn": E}`: the transaction's commit
 //!   LSN, the record's index in it, and whether it is the transaction's last record (then `E` is
 //!   the commit's end LSN). `commit` acknowledges `E` to the slot only for a last record, so the
@@ -466,11 +468,10 @@ impl PostgresCdc {
                     }
                     return self.start_streaming(0);
                 }
-                if slot.is_some() {
-                    // Nothing of this slot was ever committed: starting over loses nothing.
-                    self.drop_slot()?;
+                match slot {
+                    Some(confirmed) => self.snapshot_again(confirmed),
+                    None => self.begin_snapshot(),
                 }
-                self.begin_snapshot()
             }
         }
     }
@@ -484,13 +485,34 @@ impl PostgresCdc {
             tables.len(),
             pg::format_lsn(created.consistent_point)
         ));
-        self.phase = Phase::Snapshot(Snapshot {
-            consistent_point: created.consistent_point,
-            tables,
-            index: 0,
-            cursor_open: false,
-            rows: 0,
-        });
+        self.enter_snapshot(created.consistent_point, tables);
+        Ok(())
+    }
+
+    fn enter_snapshot(&mut self, consistent_point: u64, tables: Vec<Table>) {
+        self.context.gauge("snapshot_running", 1);
+        self.context.gauge("snapshot_tables_total", tables.len() as i64);
+        self.context.gauge("snapshot_tables_done", 0);
+        self.context.gauge("snapshot_rows", 0);
+        self.phase = Phase::Snapshot(Snapshot { consistent_point, tables, index: 0, cursor_open: false, rows: 0 });
+    }
+
+    /// Snapshot again while keeping the slot (an interrupted snapshot, or a slot made before any
+    /// offset was committed): read in a new `REPEATABLE READ` transaction, which starts after the
+    /// slot's confirmed position, then stream from that position. Every change after the
+    /// snapshot arrives; some before it arrive too, and replaying the topic in order absorbs
+    /// them. Dropping the slot instead would leave the rows the interrupted snapshot had already
+    /// delivered and that were deleted meanwhile in the topic, with no delete event ever.
+    fn snapshot_again(&mut self, confirmed: u64) -> Result<(), ConnectorError> {
+        pg::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").map_err(pg_error("starting the snapshot"))?;
+        let tables = self.published_tables()?;
+        self.context.info(&format!(
+            "snapshot of {} tables again, keeping slot {} (streaming from {} afterwards)",
+            tables.len(),
+            self.config.slot_name,
+            pg::format_lsn(confirmed)
+        ));
+        self.enter_snapshot(confirmed, tables);
         Ok(())
     }
 
@@ -519,6 +541,7 @@ impl PostgresCdc {
             }
             pg::query("COMMIT").map_err(pg_error("ending the snapshot"))?;
             self.context.info(&format!("snapshot done: {rows} rows"));
+            self.context.gauge("snapshot_running", 0);
             if self.config.snapshot_mode == SnapshotMode::InitialOnly {
                 pg::stop_replication();
                 self.phase = Phase::Finished;
@@ -553,6 +576,9 @@ impl PostgresCdc {
             ));
         }
         snapshot.rows += rows.len() as u64;
+        // Progress per fetch (not per row): tables done, rows read so far.
+        self.context.gauge("snapshot_tables_done", snapshot.index as i64);
+        self.context.gauge("snapshot_rows", i64::try_from(snapshot.rows).unwrap_or(i64::MAX));
         let ts_ms = now_ms();
         let placeholder = &self.config.unavailable_value_placeholder;
         let mut pending = Vec::with_capacity(rows.len());
@@ -630,7 +656,7 @@ impl PostgresCdc {
             self.reconnect()?;
         }
         self.heartbeat();
-        self.log_slot_stats();
+        self.report_slot_stats();
         let events = match pg::read(u32::try_from(max).unwrap_or(u32::MAX), READ_WAIT_MS) {
             Ok(events) => events,
             Err(error) if error.is_retriable() => {
@@ -646,8 +672,10 @@ impl PostgresCdc {
         Ok(())
     }
 
-    /// Log the slot's retained WAL and confirmed lag (bytes), every `slot.stats.interval.s`.
-    fn log_slot_stats(&mut self) {
+    /// Report the slot's retained WAL (`pg_current_wal_lsn() - restart_lsn`) and the replication
+    /// lag (`pg_current_wal_lsn() - confirmed_flush_lsn`), in bytes, as gauges and a log line,
+    /// every `slot.stats.interval.s`: one query per interval, never per batch.
+    fn report_slot_stats(&mut self) {
         if self.config.slot_stats_interval_s == 0 {
             return;
         }
@@ -655,27 +683,29 @@ impl PostgresCdc {
         if self.next_stats.is_some_and(|next| now < next) {
             return;
         }
-        let first = self.next_stats.is_none();
         self.next_stats = Some(now + Duration::from_secs(self.config.slot_stats_interval_s));
-        if first {
-            return;
-        }
         let rows = pg::query_rows(&format!(
             "SELECT (pg_current_wal_lsn() - restart_lsn)::int8 AS retained, (pg_current_wal_lsn() - confirmed_flush_lsn)::int8 AS lag \
              FROM pg_replication_slots WHERE slot_name = {}",
             quote_literal(&self.config.slot_name)
         ));
-        if let Ok(rows) = rows
-            && let Some(row) = rows.first()
-        {
-            let retained = text_column(row, "retained").unwrap_or_default();
-            let lag = text_column(row, "lag").unwrap_or_default();
-            self.context.info(&format!(
-                "slot {}: retained WAL {retained} bytes, confirmed lag {lag} bytes, acknowledged {}",
-                self.config.slot_name,
-                pg::format_lsn(self.acked)
-            ));
-        }
+        let row = match rows {
+            Ok(rows) => rows.into_iter().next(),
+            Err(error) => {
+                self.context.warn(&format!("cannot read the slot's statistics: {error}"));
+                return;
+            }
+        };
+        let bytes =
+            |name: &str| row.as_ref().and_then(|row| text_column(row, name)).and_then(|text| text.parse::<i64>().ok());
+        let (Some(retained), Some(lag)) = (bytes("retained"), bytes("lag")) else { return };
+        self.context.gauge("slot_retained_wal_bytes", retained);
+        self.context.gauge("replication_lag_bytes", lag);
+        self.context.info(&format!(
+            "slot {}: retained WAL {retained} bytes, replication lag {lag} bytes, acknowledged {}",
+            self.config.slot_name,
+            pg::format_lsn(self.acked)
+        ));
     }
 
     fn heartbeat(&mut self) {

@@ -166,6 +166,7 @@ fn scratch_setup(name: &str, state: &Arc<StateStore>) -> TaskSetup {
         grants: Grants::default(),
         limits: Limits::default(),
         state: state.clone(),
+        metrics: Arc::default(),
     }
 }
 
