@@ -723,3 +723,54 @@ grants:
     let read_twice = records.iter().filter(|(key, value)| value["op"] == "r" && !reads.insert(key.clone())).count();
     assert!(read_twice > 0, "no row was read twice: the kill did not interrupt the snapshot");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_delete_drops_the_slot_and_only_its_own_publication_with_slot_drop_on_delete() {
+    let postgres = Postgres::start();
+    postgres
+        .sql("CREATE TABLE d (id int PRIMARY KEY); INSERT INTO d VALUES (1); CREATE PUBLICATION theirs FOR TABLE d;");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
+    let worker = Worker::start(WorkerConfig::new(dir.path().join("data"))).await.expect("worker starts");
+    let slot_exists =
+        |slot: &str| postgres.sql(&format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'"));
+    let publication_exists = |publication: &str| {
+        postgres.sql(&format!("SELECT count(*) FROM pg_publication WHERE pubname = '{publication}'"))
+    };
+    // (connector, its config, whether the slot and the publication outlive the deletion)
+    let cases = [
+        ("keep", json!({ "slot.name": "weir_keep", "publication.name": "keep_pub" }), ("1", "1")),
+        (
+            "own",
+            json!({ "slot.name": "weir_own", "publication.name": "own_pub", "slot.drop.on.delete": true }),
+            ("0", "0"),
+        ),
+        // A publication the connector did not create stays.
+        (
+            "theirs",
+            json!({ "slot.name": "weir_theirs", "publication.name": "theirs", "slot.drop.on.delete": true }),
+            ("0", "1"),
+        ),
+    ];
+    for (name, extra, (slot_after, publication_after)) in cases {
+        let mut extra = extra;
+        extra["topic.prefix"] = json!(name);
+        let mut definition = definition(&postgres, true, extra.clone());
+        definition.name = name.into();
+        worker.create(definition).await.expect("create the connector");
+        wait_for(&worker, &format!("{name}.public.d"), 1).await;
+        let (slot, publication) =
+            (extra["slot.name"].as_str().expect("slot"), extra["publication.name"].as_str().expect("pub"));
+        assert_eq!(slot_exists(slot), "1", "{name}: the slot exists while the connector runs");
+        assert_eq!(publication_exists(publication), "1", "{name}");
+        // Deleted while its replication session is streaming: the slot is dropped once free.
+        worker.delete(name).await.expect("delete the connector");
+        assert_eq!(slot_exists(slot), slot_after, "{name}: slot {slot} after the deletion");
+        assert_eq!(
+            publication_exists(publication),
+            publication_after,
+            "{name}: publication {publication} after the deletion"
+        );
+    }
+    worker.shutdown().await;
+}

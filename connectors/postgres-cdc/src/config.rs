@@ -76,6 +76,11 @@ pub struct CdcConfig {
     /// /metrics). 0: never.
     #[serde(rename = "slot.stats.interval.s", default = "default_stats_interval")]
     pub slot_stats_interval_s: u64,
+    /// When the connector is deleted (not stopped or paused): drop its replication slot, and
+    /// the publication if the connector created it. Off by default: the slot then keeps its
+    /// WAL until someone drops it.
+    #[serde(rename = "slot.drop.on.delete", default)]
+    pub slot_drop_on_delete: bool,
 }
 
 /// What to do with an invalidated slot.

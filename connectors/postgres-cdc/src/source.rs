@@ -36,6 +36,8 @@ const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
 /// Longest a poll waits for the replication stream.
 const READ_WAIT_MS: u32 = 200;
 const HEARTBEAT_PREFIX: &str = "weir_heartbeat";
+/// The comment on a publication the connector created (and so may drop).
+const PUBLICATION_COMMENT: &str = "created by weir postgres-cdc";
 
 /// The connector.
 pub struct PostgresCdc {
@@ -188,6 +190,60 @@ impl Connector for PostgresCdc {
     fn validate(config: &CdcConfig) -> Result<(), Vec<FieldError>> {
         config.check()
     }
+
+    /// With `slot.drop.on.delete`: drop the slot (once its last session let go of it) and the
+    /// publication if this connector created it (it says so in its comment).
+    fn on_delete(config: &CdcConfig) -> Result<(), ConnectorError> {
+        if !config.slot_drop_on_delete {
+            return Ok(());
+        }
+        connect(config)?;
+        let slot = quote_literal(&config.slot_name);
+        // The deleted task's replication session may take a moment to end on the server.
+        let mut attempts = 0;
+        loop {
+            let rows = pg::query_rows(&format!(
+                "SELECT active::text AS active FROM pg_replication_slots WHERE slot_name = {slot}"
+            ))
+            .map_err(pg_error("looking up the replication slot"))?;
+            let Some(row) = rows.first() else { break };
+            if text_column(row, "active").as_deref() != Some("true") {
+                pg::query(&format!("SELECT pg_drop_replication_slot({slot})"))
+                    .map_err(pg_error("dropping the replication slot"))?;
+                break;
+            }
+            attempts += 1;
+            if attempts > 100 {
+                return Err(ConnectorError::Retriable(format!(
+                    "replication slot {} is still in use by another session: not dropped",
+                    config.slot_name
+                )));
+            }
+            pg::query("SELECT pg_sleep(0.1)").map_err(pg_error("waiting for the replication slot"))?;
+        }
+        let publication = quote_literal(&config.publication_name);
+        let ours = pg::query_rows(&format!(
+            "SELECT 1 FROM pg_publication p WHERE p.pubname = {publication} AND obj_description(p.oid, 'pg_publication') = {}",
+            quote_literal(PUBLICATION_COMMENT)
+        ))
+        .map_err(pg_error("looking up the publication"))?;
+        if !ours.is_empty() {
+            pg::query(&format!("DROP PUBLICATION IF EXISTS {}", quote_ident(&config.publication_name)))
+                .map_err(pg_error("dropping the publication"))?;
+        }
+        Ok(())
+    }
+}
+
+fn connect(config: &CdcConfig) -> Result<(), ConnectorError> {
+    pg::connect(&pg::ConnectOptions {
+        host: config.hostname.clone(),
+        port: config.port,
+        database: config.dbname.clone(),
+        user: config.user.clone(),
+        password: config.password.clone(),
+    })
+    .map_err(pg_error("connecting to Postgres"))
 }
 
 impl Source for PostgresCdc {
@@ -282,14 +338,7 @@ fn mark(position: &Position) -> (u64, u64) {
 
 impl PostgresCdc {
     fn connect(&self) -> Result<(), ConnectorError> {
-        pg::connect(&pg::ConnectOptions {
-            host: self.config.hostname.clone(),
-            port: self.config.port,
-            database: self.config.dbname.clone(),
-            user: self.config.user.clone(),
-            password: self.config.password.clone(),
-        })
-        .map_err(pg_error("connecting to Postgres"))
+        connect(&self.config)
     }
 
     fn ensure_publication(&self) -> Result<(), ConnectorError> {
@@ -320,7 +369,9 @@ impl PostgresCdc {
                 }
             }
         };
-        pg::query(&statement).map_err(pg_error("creating the publication"))?;
+        // The comment marks it as ours: `slot.drop.on.delete` drops only a publication it made.
+        let comment = format!("COMMENT ON PUBLICATION {} IS {}", quote_ident(name), quote_literal(PUBLICATION_COMMENT));
+        pg::query(&format!("{statement}; {comment}")).map_err(pg_error("creating the publication"))?;
         self.context.info(&format!("created publication {name}"));
         Ok(())
     }
