@@ -361,7 +361,7 @@ impl Bench {
         }
         let end: String = self.client.query_one("SELECT pg_current_wal_lsn()::text", &[]).await?.get(0);
         // Alternate which reader goes first, so page-cache warmth favours neither.
-        let (weir, recv) = if run % 2 == 0 {
+        let (weir, recv) = if run.is_multiple_of(2) {
             let recv = self.recvlogical(recv_slot, &end)?;
             (self.weir_catch_up(weir_slot, changes).await?, recv)
         } else {
