@@ -6,6 +6,8 @@
 #   cargo build --release -p weir-runtime && bash tests/bench/cdc.sh
 #
 # initdb and postgres refuse to run as root: as root they run as the `postgres` user.
+# To profile: WEIR_PROFILE=perfmap WEIR_WRAP="perf record -F 499 -o /tmp/perf.data --" bash tests/bench/cdc.sh
+# (WEIR_WRAP prefixes the weir command; perfmap lets perf name the JIT-compiled guest code).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
