@@ -40,6 +40,18 @@ pub trait Connector {
         let _ = (config, max_tasks);
         Ok(vec![serde_json::Value::Null])
     }
+
+    /// The connector was deleted (its tasks have closed): release what it holds outside weir
+    /// (a replication slot, a temporary table), if its config asks for that. Called once per
+    /// deletion, never on stop, pause or restart; the host imports are those of a task. The
+    /// runtime logs an error and deletes the connector regardless. Default: nothing.
+    ///
+    /// # Errors
+    /// What could not be released.
+    fn on_delete(config: &Self::Config) -> Result<(), ConnectorError> {
+        let _ = config;
+        Ok(())
+    }
 }
 
 /// A source task: polled by the runtime for records.

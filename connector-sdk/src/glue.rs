@@ -26,6 +26,15 @@ pub trait DynConnector: Send + Sync {
     /// # Errors
     /// [`ConnectorError::InvalidConfig`] if the config does not parse, or the connector's error.
     fn task_configs(&self, config: &str, max_tasks: u32) -> Result<Vec<String>, ConnectorError>;
+
+    /// The connector was deleted: see [`Connector::on_delete`]. Default: nothing.
+    ///
+    /// # Errors
+    /// [`ConnectorError::InvalidConfig`] if the config does not parse, or the connector's error.
+    fn on_delete(&self, config: &str) -> Result<(), ConnectorError> {
+        let _ = config;
+        Ok(())
+    }
 }
 
 /// The WIT `source-task` resource, object-safe.
@@ -79,6 +88,10 @@ pub(crate) fn validate<C: Connector>(config: &str) -> Result<(), Vec<FieldError>
     C::validate(&config)
 }
 
+pub(crate) fn on_delete<C: Connector>(config: &str) -> Result<(), ConnectorError> {
+    C::on_delete(&config::parse_for_task::<C::Config>(config)?)
+}
+
 pub(crate) fn task_configs<C: Connector>(config: &str, max_tasks: u32) -> Result<Vec<String>, ConnectorError> {
     if max_tasks == 0 {
         return Err(ConnectorError::invalid_config("tasks.max", "must be at least 1"));
@@ -128,6 +141,10 @@ impl<C: Connector> DynConnector for ConnectorGlue<C> {
 
     fn task_configs(&self, config: &str, max_tasks: u32) -> Result<Vec<String>, ConnectorError> {
         task_configs::<C>(config, max_tasks)
+    }
+
+    fn on_delete(&self, config: &str) -> Result<(), ConnectorError> {
+        on_delete::<C>(config)
     }
 }
 

@@ -46,6 +46,11 @@ pub trait Host: Send {
     fn state_get(&self, key: &str) -> Option<Vec<u8>>;
     fn state_set(&self, key: &str, value: &[u8]);
     fn state_delete(&self, key: &str);
+    /// Set the task's gauge `name` (e.g. `snapshot_rows`) to `value`, shown in the task's status
+    /// and metrics. A host that shows no gauges ignores it.
+    fn gauge(&self, name: &str, value: i64) {
+        let _ = (name, value);
+    }
 }
 
 /// Everything a task is opened with besides its config: its id, the task config that
@@ -117,5 +122,12 @@ impl TaskContext {
 
     pub fn error(&self, message: &str) {
         self.host.log(Level::Error, message);
+    }
+
+    /// Set the task's gauge `name` (lowercase words joined by `_`, unit last, e.g.
+    /// `slot_retained_wal_bytes`) to `value`: the runtime shows the latest value in the task's
+    /// status and as the Prometheus gauge `weir_connector_<name>`. Per batch at most.
+    pub fn gauge(&self, name: &str, value: i64) {
+        self.host.gauge(name, value);
     }
 }

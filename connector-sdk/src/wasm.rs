@@ -49,6 +49,10 @@ impl Host for WasmHost {
     fn state_delete(&self, key: &str) {
         wit_state::delete(key);
     }
+
+    fn gauge(&self, name: &str, value: i64) {
+        wit_log::gauge(name, value);
+    }
 }
 
 fn to_wit_error(error: ConnectorError) -> wit::ConnectorError {
@@ -113,6 +117,10 @@ impl<S: Source + 'static> source_world::exports::weir::connector::connector::Gue
     fn task_configs(config: String, max_tasks: u32) -> Result<Vec<String>, wit::ConnectorError> {
         glue::task_configs::<S>(&config, max_tasks).map_err(to_wit_error)
     }
+
+    fn on_delete(config: String) -> Result<(), wit::ConnectorError> {
+        glue::on_delete::<S>(&config).map_err(to_wit_error)
+    }
 }
 
 impl<S: Source + 'static> source_world::exports::weir::connector::source::Guest for SourceExport<S> {
@@ -172,6 +180,10 @@ impl<S: Sink + 'static> sink_world::exports::weir::connector::connector::Guest f
 
     fn task_configs(config: String, max_tasks: u32) -> Result<Vec<String>, wit::ConnectorError> {
         glue::task_configs::<S>(&config, max_tasks).map_err(to_wit_error)
+    }
+
+    fn on_delete(config: String) -> Result<(), wit::ConnectorError> {
+        glue::on_delete::<S>(&config).map_err(to_wit_error)
     }
 }
 

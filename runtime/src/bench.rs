@@ -14,6 +14,8 @@ use crate::manifest::ConnectorDefinition;
 pub mod backpressure;
 use crate::worker::{Worker, WorkerConfig, WorkerError};
 
+pub mod cdc;
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {

@@ -1,7 +1,8 @@
 //! `GET /metrics`: the worker's counters in Prometheus text format (version 0.0.4).
 //!
 //! Per connector and task: records polled (sources) or written (sinks), batches, errors, the
-//! age of the last offset commit and the task state; per sink partition the consumer lag.
+//! age of the last offset commit and the task state; per sink partition the consumer lag; and
+//! what each component reports of itself through `log.gauge`, as `weir_connector_<name>`.
 
 use std::fmt::Write;
 
@@ -87,6 +88,19 @@ pub fn render(worker: &Worker) -> String {
         "1 when the task is RUNNING, else 0.",
         task_rows(&|task, _| Some(u8::from(task.status.state == State::Running).to_string())),
     );
+    // The components' own gauges (`log.gauge`), one family per name.
+    let mut gauges: std::collections::BTreeMap<&str, Vec<(String, String)>> = std::collections::BTreeMap::new();
+    for connector in &snapshots {
+        for task in &connector.tasks {
+            for (name, value) in &task.gauges {
+                let labels = format!("connector=\"{}\",task=\"{}\"", escape(&connector.name), task.status.id);
+                gauges.entry(name).or_default().push((labels, value.to_string()));
+            }
+        }
+    }
+    for (name, rows) in gauges {
+        family(&format!("weir_connector_{name}"), "gauge", "Reported by the connector (log.gauge).", rows);
+    }
     let lag_rows: Vec<(String, String)> = snapshots
         .iter()
         .filter(|connector| connector.kind == Kind::Sink)

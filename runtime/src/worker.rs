@@ -132,6 +132,8 @@ pub struct TaskSnapshot {
     pub retries: u64,
     /// Wall-clock ms of the last offset commit (0: none yet).
     pub last_commit_ms: i64,
+    /// The component's own gauges (`log.gauge`), e.g. a CDC source's snapshot progress.
+    pub gauges: std::collections::BTreeMap<String, i64>,
 }
 
 /// A connector's definition and what the REST API shows of it.
@@ -507,6 +509,7 @@ impl Worker {
             grants: connector.definition.grants.clone(),
             limits: connector.definition.limits,
             state: self.inner.state.clone(),
+            metrics: connector.tasks[index].metrics.clone(),
         };
         let topics = (connector.kind == Kind::Sink).then(|| connector.definition.topics());
         let policy = TaskPolicy {
@@ -767,6 +770,7 @@ impl Worker {
                     errors: slot.metrics.errors.load(std::sync::atomic::Ordering::Relaxed),
                     last_commit_ms: slot.metrics.last_commit_ms.load(std::sync::atomic::Ordering::Relaxed),
                     retries: slot.metrics.retries.load(std::sync::atomic::Ordering::Relaxed),
+                    gauges: slot.metrics.gauges(),
                 })
                 .collect(),
         }
@@ -811,6 +815,7 @@ impl Worker {
             self.connectors().remove(name).ok_or_else(|| WorkerError::NotFound { name: name.to_owned() })?;
         self.stop_slots(name, connector.tasks, State::Unassigned).await;
         self.inner.store.remove(name)?;
+        on_delete(self.inner.registry.get(&connector.definition.class), &connector.definition).await;
         tracing::info!(connector = name, "connector deleted");
         Ok(())
     }
@@ -1152,6 +1157,25 @@ impl Worker {
 
 fn connector_config(worker: &Worker, name: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
     worker.connectors().get(name).map(|connector| connector.definition.config.clone())
+}
+
+/// The component's `on-delete` (e.g. the CDC source drops its slot when configured to). The
+/// deletion stands whatever happens here: a failure is logged, scrubbed of resolved secrets.
+async fn on_delete(plugin: Option<Arc<Plugin>>, definition: &ConnectorDefinition) {
+    let Some(plugin) = plugin else { return };
+    let name = &definition.name;
+    let (resolved, secrets) = match config_provider::resolve(&definition.config) {
+        Ok(resolved) => resolved,
+        Err(error) => {
+            tracing::warn!(connector = %name, %error, "on-delete skipped: the config does not resolve");
+            return;
+        }
+    };
+    let config = serde_json::Value::Object(resolved).to_string();
+    if let Err(error) = plugin.on_delete(name, &config, &definition.grants, definition.limits).await {
+        let error = config_provider::scrub(&error.to_string(), &secrets);
+        tracing::warn!(connector = %name, %error, "the connector's on-delete failed");
+    }
 }
 
 /// The consumer group of a sink connector (Kafka Connect's naming).

@@ -1,6 +1,8 @@
 //! The `postgres-cdc` connector against a real Postgres this test starts: snapshot, then
 //! streamed inserts, updates, deletes and truncates as Debezium envelopes, in commit order;
-//! resuming after a stop; recovering from a Postgres restart; refusing an ungranted server.
+//! resuming after a stop; recovering from a Postgres restart; refusing an ungranted server;
+//! snapshot progress, retained WAL and lag in status and /metrics; a snapshot interrupted by
+//! SIGKILL.
 
 use std::path::Path;
 use std::time::Duration;
@@ -14,7 +16,10 @@ use crate::pg::Postgres;
 
 /// (key, value) of every record of `topic` (one partition), values parsed as JSON.
 fn read_topic(worker: &Worker, topic: &str) -> Vec<(Value, Value)> {
-    let log = worker.log();
+    read_log(worker.log(), topic)
+}
+
+fn read_log(log: &weir_broker::Log, topic: &str) -> Vec<(Value, Value)> {
     if !log.topics().iter().any(|name| name == topic) {
         return Vec::new();
     }
@@ -473,73 +478,6 @@ async fn cdc_slot_dropped_behind_weirs_back_fails_or_resnapshots() {
     worker.shutdown().await;
 }
 
-/// Benchmark (ignored by default; `cargo test -p weir-runtime --test all cdc_bench -- --ignored
-/// --nocapture`): one transaction of `WEIR_CDC_BENCH_ROWS` (default 200,000) single-row inserts,
-/// streamed from a slot into a durable topic, next to `pg_recvlogical` (pgoutput to /dev/null)
-/// catching up on the same WAL in the same run. Both slots exist before the writes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a benchmark: run it by name with --ignored"]
-async fn cdc_bench_bulk_insert_against_pg_recvlogical() {
-    let rows: usize = std::env::var("WEIR_CDC_BENCH_ROWS").ok().and_then(|rows| rows.parse().ok()).unwrap_or(200_000);
-    let postgres = Postgres::start();
-    postgres.sql("CREATE TABLE bench (id int PRIMARY KEY, payload text)");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let never = json!({ "snapshot.mode": "never" });
-    let worker = start_worker(dir.path(), definition(&postgres, true, never.clone())).await;
-    // The slot exists once the task streams: wait for it, then stop.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while postgres.sql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'weir_test'") != "1" {
-        assert!(std::time::Instant::now() < deadline, "the slot never appeared");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    worker.shutdown().await;
-    drop(worker);
-    postgres.sql("SELECT pg_create_logical_replication_slot('bench_recv', 'pgoutput')");
-    postgres.sql(&format!("INSERT INTO bench SELECT i, 'payload ' || i FROM generate_series(1, {rows}) i"));
-    let end = postgres.sql("SELECT pg_current_wal_lsn()");
-
-    let started = std::time::Instant::now();
-    let output = std::process::Command::new(crate::pg::bindir().join("pg_recvlogical"))
-        .args(["-h", "127.0.0.1", "-p", &postgres.port.to_string(), "-U", "postgres", "-d", "postgres"])
-        .args([
-            "--slot",
-            "bench_recv",
-            "--start",
-            "--no-loop",
-            "-o",
-            "proto_version=1",
-            "-o",
-            "publication_names=weir_publication",
-        ])
-        .args(["-f", "/dev/null", "-E", &end])
-        .output()
-        .expect("run pg_recvlogical");
-    let recvlogical = started.elapsed();
-    assert!(output.status.success(), "pg_recvlogical: {}", String::from_utf8_lossy(&output.stderr));
-
-    let started = std::time::Instant::now();
-    let worker = start_worker(dir.path(), definition(&postgres, true, never)).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
-    loop {
-        let end = worker.log().end_offset("pg.public.bench", 0).unwrap_or(0);
-        if end >= rows as i64 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "only {end} of {rows} records arrived");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let weir = started.elapsed();
-    let rate = |elapsed: Duration| rows as f64 / elapsed.as_secs_f64();
-    eprintln!(
-        "cdc bench ({rows} inserts, one transaction): weir {:.0} changes/s ({weir:?}, worker start included), \
-         pg_recvlogical {:.0} changes/s ({recvlogical:?}), ratio {:.2}",
-        rate(weir),
-        rate(recvlogical),
-        rate(weir) / rate(recvlogical)
-    );
-    worker.shutdown().await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cdc_waits_for_a_database_that_is_down_at_start() {
     let postgres = Postgres::start();
@@ -556,5 +494,249 @@ async fn cdc_waits_for_a_database_that_is_down_at_start() {
     postgres.start_server();
     let records = wait_for(&worker, "pg.public.t", 1).await;
     assert_eq!(ops(&records), ["r"]);
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_reports_snapshot_progress_retained_wal_and_lag_in_status_and_metrics() {
+    use tower::ServiceExt as _;
+
+    let postgres = Postgres::start();
+    postgres.sql(
+        "CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY); \
+         INSERT INTO a SELECT generate_series(1, 2500); INSERT INTO b SELECT generate_series(1, 700);",
+    );
+    postgres.sql("CREATE DATABASE other");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = start_worker(dir.path(), definition(&postgres, true, json!({ "slot.stats.interval.s": 1 }))).await;
+    wait_for(&worker, "pg.public.a", 2500).await;
+    wait_for(&worker, "pg.public.b", 700).await;
+    // WAL the slot has to keep but never gets a change of (another database): nothing is
+    // acknowledged past it, so the lag reported later covers at least all of it.
+    let before = postgres.sql("SELECT pg_current_wal_lsn()");
+    postgres.sql_in("other", "CREATE TABLE busy (n int); INSERT INTO busy SELECT generate_series(1, 20000);");
+    let written: i64 =
+        postgres.sql(&format!("SELECT (pg_current_wal_lsn() - '{before}')::int8")).parse().expect("a byte count");
+    assert!(written > 100_000, "only {written} bytes of WAL written");
+    let gauges = |worker: &Worker| worker.snapshot()[0].tasks[0].gauges.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let reported = loop {
+        let reported = gauges(&worker);
+        if reported.get("replication_lag_bytes").is_some_and(|lag| *lag >= written) {
+            break reported;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no lag of at least {written} bytes reported: {reported:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(reported["snapshot_rows"], 3200, "{reported:?}");
+    assert_eq!(reported["snapshot_tables_total"], 2, "{reported:?}");
+    assert_eq!(reported["snapshot_tables_done"], 2, "{reported:?}");
+    assert_eq!(reported["snapshot_running"], 0, "{reported:?}");
+    // restart_lsn <= confirmed_flush_lsn: the slot retains at least what is not confirmed.
+    assert!(reported["slot_retained_wal_bytes"] >= reported["replication_lag_bytes"], "{reported:?}");
+
+    let metrics = weir_runtime::metrics::render(&worker);
+    assert!(metrics.contains("weir_connector_snapshot_rows{connector=\"cdc\",task=\"0\"} 3200"), "{metrics}");
+    assert!(metrics.contains("# TYPE weir_connector_slot_retained_wal_bytes gauge"), "{metrics}");
+    assert!(metrics.contains("weir_connector_replication_lag_bytes{connector=\"cdc\",task=\"0\"} "), "{metrics}");
+
+    let router = weir_runtime::rest::router(weir_runtime::rest::ApiState { worker: worker.clone(), log_levels: None });
+    let request = axum::http::Request::get("/connectors/cdc/status").body(axum::body::Body::empty()).expect("request");
+    let response = router.oneshot(request).await.expect("an answer");
+    assert_eq!(response.status(), 200);
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("a body");
+    let status: Value = serde_json::from_slice(&body).expect("JSON");
+    assert_eq!(status["tasks"][0]["state"], "RUNNING", "{status}");
+    assert_eq!(status["tasks"][0]["metrics"]["snapshot_rows"], 3200, "{status}");
+    assert!(status["tasks"][0]["metrics"]["replication_lag_bytes"].as_i64().is_some(), "{status}");
+    worker.shutdown().await;
+}
+
+/// The task's `snapshot_rows` gauge, through the REST API of a `weir` process on `port`.
+fn snapshot_rows_over_rest(port: u16) -> Option<i64> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream.write_all(b"GET /connectors/cdc/status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status: Value = serde_json::from_str(response.split_once("\r\n\r\n")?.1).ok()?;
+    status["tasks"][0]["metrics"]["snapshot_rows"].as_i64()
+}
+
+#[test]
+fn cdc_sigkill_during_the_snapshot_then_the_replayed_topic_reproduces_the_table() {
+    let postgres = std::sync::Arc::new(Postgres::start());
+    let rows = 300_000;
+    postgres.sql(&format!(
+        "CREATE TABLE big (id int PRIMARY KEY, v int NOT NULL); INSERT INTO big SELECT i, 0 FROM generate_series(1, {rows}) i;"
+    ));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = dir.path().join("cdc.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "name: cdc
+connector.class: postgres-cdc
+config:
+  database.hostname: 127.0.0.1
+  database.port: {port}
+  database.user: postgres
+  database.dbname: postgres
+  topic.prefix: pg
+  slot.name: weir_interrupted
+  table.include.list: public\\.big
+  heartbeat.interval.ms: 200
+grants:
+  postgres:
+    - host: 127.0.0.1
+      port: {port}
+      database: postgres
+",
+            port = postgres.port
+        ),
+    )
+    .expect("write manifest");
+    let rest = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("address").port();
+    let listen = format!("127.0.0.1:{rest}");
+    let args = ["--rest-listen", listen.as_str()];
+    // Updates, inserts and deletes, before, during and after the kill: a delete of a row the
+    // interrupted snapshot had delivered must still reach the topic.
+    let writer = {
+        let postgres = postgres.clone();
+        std::thread::spawn(move || {
+            postgres.sql(&format!(
+                "DO $$ BEGIN FOR i IN 1..4000 LOOP \
+                   UPDATE big SET v = v + 1 WHERE id = (i * 37) % {rows} + 1; \
+                   INSERT INTO big VALUES ({rows} + i, i); \
+                   IF i % 4 = 0 THEN DELETE FROM big WHERE id = (i * 53) % 2000 + 1; END IF; \
+                   COMMIT; PERFORM pg_sleep(0.002); \
+                 END LOOP; END $$;"
+            ))
+        })
+    };
+    let weir = crate::support::WeirProcess::start(dir.path(), std::slice::from_ref(&manifest), &args);
+    let at_kill = crate::support::wait_until("the snapshot under way", Duration::from_secs(120), || {
+        let read = snapshot_rows_over_rest(rest);
+        (read.is_some_and(|read| read >= 20_000), (read, weir.stderr_text().lines().last().map(str::to_owned)))
+    });
+    weir.kill9();
+    assert!(at_kill.0.is_some_and(|read| read < rows), "the snapshot finished before the kill: {at_kill:?}");
+
+    let weir = crate::support::WeirProcess::start(dir.path(), std::slice::from_ref(&manifest), &args);
+    writer.join().expect("the writer finishes");
+    let written = postgres.sql("SELECT pg_current_wal_lsn()");
+    // The slot confirms a position only once everything before it is durable in the log.
+    crate::support::wait_until("the slot to confirm everything written", Duration::from_secs(240), || {
+        let confirmed = postgres.sql(&format!(
+            "SELECT confirmed_flush_lsn >= '{written}' FROM pg_replication_slots WHERE slot_name = 'weir_interrupted'"
+        ));
+        (confirmed == "t", weir.stderr_text().lines().rev().take(3).collect::<Vec<_>>().join("\n"))
+    });
+    let (status, _, stderr) = weir.terminate(Duration::from_secs(60));
+    assert!(status.success(), "{stderr}");
+
+    let log = weir_broker::Log::open(dir.path().join("data").join("log"), weir_broker::LogConfig::default())
+        .expect("open the log");
+    let records = read_log(&log, "pg.public.big");
+    let expected: std::collections::BTreeMap<i64, i64> = postgres
+        .sql("SELECT id, v FROM big")
+        .lines()
+        .map(|line| {
+            let (id, v) = line.split_once('|').expect("id|v");
+            (id.parse().expect("id"), v.parse().expect("v"))
+        })
+        .collect();
+    let replayed = replay(&records);
+    let differing = expected.iter().filter(|(id, v)| replayed.get(id) != Some(v)).count()
+        + replayed.keys().filter(|id| !expected.contains_key(id)).count();
+    assert_eq!(differing, 0, "{differing} rows differ; {} records, {} rows expected", records.len(), expected.len());
+    // The snapshot was read again after the kill: some rows were read twice.
+    let mut reads = std::collections::HashSet::new();
+    let read_twice = records.iter().filter(|(key, value)| value["op"] == "r" && !reads.insert(key.clone())).count();
+    assert!(read_twice > 0, "no row was read twice: the kill did not interrupt the snapshot");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_delete_drops_the_slot_and_only_its_own_publication_with_slot_drop_on_delete() {
+    let postgres = Postgres::start();
+    postgres
+        .sql("CREATE TABLE d (id int PRIMARY KEY); INSERT INTO d VALUES (1); CREATE PUBLICATION theirs FOR TABLE d;");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").with_test_writer().try_init();
+    let worker = Worker::start(WorkerConfig::new(dir.path().join("data"))).await.expect("worker starts");
+    let slot_exists =
+        |slot: &str| postgres.sql(&format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}'"));
+    let publication_exists = |publication: &str| {
+        postgres.sql(&format!("SELECT count(*) FROM pg_publication WHERE pubname = '{publication}'"))
+    };
+    // (connector, its config, whether the slot and the publication outlive the deletion)
+    let cases = [
+        ("keep", json!({ "slot.name": "weir_keep", "publication.name": "keep_pub" }), ("1", "1")),
+        (
+            "own",
+            json!({ "slot.name": "weir_own", "publication.name": "own_pub", "slot.drop.on.delete": true }),
+            ("0", "0"),
+        ),
+        // A publication the connector did not create stays.
+        (
+            "theirs",
+            json!({ "slot.name": "weir_theirs", "publication.name": "theirs", "slot.drop.on.delete": true }),
+            ("0", "1"),
+        ),
+    ];
+    for (name, extra, (slot_after, publication_after)) in cases {
+        let mut extra = extra;
+        extra["topic.prefix"] = json!(name);
+        let mut definition = definition(&postgres, true, extra.clone());
+        definition.name = name.into();
+        worker.create(definition).await.expect("create the connector");
+        wait_for(&worker, &format!("{name}.public.d"), 1).await;
+        let (slot, publication) =
+            (extra["slot.name"].as_str().expect("slot"), extra["publication.name"].as_str().expect("pub"));
+        assert_eq!(slot_exists(slot), "1", "{name}: the slot exists while the connector runs");
+        assert_eq!(publication_exists(publication), "1", "{name}");
+        // Deleted while its replication session is streaming: the slot is dropped once free.
+        worker.delete(name).await.expect("delete the connector");
+        assert_eq!(slot_exists(slot), slot_after, "{name}: slot {slot} after the deletion");
+        assert_eq!(
+            publication_exists(publication),
+            publication_after,
+            "{name}: publication {publication} after the deletion"
+        );
+    }
+    worker.shutdown().await;
+}
+
+/// Debezium's JSON for the numbers JSON cannot carry as doubles: int8 beyond 2^53 as a plain
+/// integer with its exact digits, float `NaN` and the infinities as strings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_int8_beyond_2_pow_53_is_exact_and_float_nan_and_infinity_are_strings() {
+    let postgres = Postgres::start();
+    postgres.sql(
+        "CREATE TABLE nums (id int8 PRIMARY KEY, d float8, r real); \
+         INSERT INTO nums VALUES (9007199254740993, 'NaN', 'Infinity');",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = start_worker(dir.path(), definition(&postgres, true, json!({}))).await;
+    wait_for(&worker, "pg.public.nums", 1).await;
+    postgres.sql("INSERT INTO nums VALUES (-9223372036854775808, '-Infinity', 1.5), (9223372036854775807, 0.1, 'NaN')");
+    let records = wait_for(&worker, "pg.public.nums", 3).await;
+    let rows: Vec<(Value, Value, Value)> = records
+        .iter()
+        .map(|(key, value)| (key["id"].clone(), value["after"]["d"].clone(), value["after"]["r"].clone()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (json!(9_007_199_254_740_993_i64), json!("NaN"), json!("Infinity")),
+            (json!(i64::MIN), json!("-Infinity"), json!(1.5)),
+            (json!(i64::MAX), json!(0.1), json!("NaN")),
+        ]
+    );
+    // The digits as written, not a double's rounding (9007199254740992).
+    let raw = worker.log().read("pg.public.nums", 0, 0, 1 << 20).expect("read");
+    let value = String::from_utf8_lossy(raw[0].value.as_ref().expect("a value")).into_owned();
+    assert!(value.contains("\"id\":9007199254740993"), "{value}");
     worker.shutdown().await;
 }

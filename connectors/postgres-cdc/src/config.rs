@@ -70,10 +70,17 @@ pub struct CdcConfig {
     /// is ahead of the committed offset): `fail` the task saying so, or `resnapshot`.
     #[serde(rename = "slot.invalidated.action", default)]
     pub slot_invalidated_action: SlotInvalidatedAction,
-    /// Seconds between log lines reporting the slot's retained WAL and confirmed lag in bytes;
-    /// 0: never.
+    /// Seconds between reports of the slot's retained WAL (`pg_current_wal_lsn() - restart_lsn`)
+    /// and replication lag (`pg_current_wal_lsn() - confirmed_flush_lsn`) in bytes: a log line
+    /// and the task gauges `slot_retained_wal_bytes` / `replication_lag_bytes` (status and
+    /// /metrics). 0: never.
     #[serde(rename = "slot.stats.interval.s", default = "default_stats_interval")]
     pub slot_stats_interval_s: u64,
+    /// When the connector is deleted (not stopped or paused): drop its replication slot, and
+    /// the publication if the connector created it. Off by default: the slot then keeps its
+    /// WAL until someone drops it.
+    #[serde(rename = "slot.drop.on.delete", default)]
+    pub slot_drop_on_delete: bool,
 }
 
 /// What to do with an invalidated slot.

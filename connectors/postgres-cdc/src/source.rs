@@ -4,7 +4,9 @@
 //! Positions (JSON, one source partition `{"server": <topic.prefix>}`):
 //! - snapshot rows: `{"snapshot": true, "snapshot_done": false, "consistent_point": C}`; the last
 //!   row of the snapshot says `"snapshot_done": true`. A snapshot interrupted before that row was
-//!   committed is restarted from scratch (slot dropped and created again): never skipped.
+//!   committed is read again from the start, never skipped; the slot is kept and streaming then
+//!   starts from its position, so the topic replayed in order still gives the table (see
+//!   [`PostgresCdc::snapshot_again`]).
 //! - changes: `{"commit_lsn": F, "seq": n, "last": bool, "end_lsn": E}`: the transaction's commit
 //!   LSN, the record's index in it, and whether it is the transaction's last record (then `E` is
 //!   the commit's end LSN). `commit` acknowledges `E` to the slot only for a last record, so the
@@ -34,6 +36,8 @@ const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
 /// Longest a poll waits for the replication stream.
 const READ_WAIT_MS: u32 = 200;
 const HEARTBEAT_PREFIX: &str = "weir_heartbeat";
+/// The comment on a publication the connector created (and so may drop).
+const PUBLICATION_COMMENT: &str = "created by weir postgres-cdc";
 
 /// The connector.
 pub struct PostgresCdc {
@@ -91,11 +95,33 @@ struct Table {
     key: Vec<String>,
     /// What is the same for every event of the table, rendered once (see [`PostgresCdc::render`]).
     captured: bool,
-    topic: String,
+    topic: Arc<str>,
+    /// `"<column>":` of each column, in column order.
+    column_keys: Vec<Vec<u8>>,
+    /// The key columns' `"<column>":` and index in `columns` (none: always null).
+    key_columns: Vec<(Vec<u8>, Option<usize>)>,
     /// `{"version":..,"connector":"postgresql","name":..,` of `source`.
     source_head: String,
     /// `"db":..,"sequence":null,"schema":..,"table":..,` of `source`.
     source_tail: String,
+}
+
+impl Table {
+    /// A table with nothing rendered yet: see [`PostgresCdc::render`].
+    fn new(schema: String, name: String, columns: Vec<(String, u32)>) -> Self {
+        Table {
+            schema,
+            name,
+            columns,
+            key: Vec::new(),
+            captured: false,
+            topic: Arc::from(""),
+            column_keys: Vec::new(),
+            key_columns: Vec::new(),
+            source_head: String::new(),
+            source_tail: String::new(),
+        }
+    }
 }
 
 struct Transaction {
@@ -106,7 +132,7 @@ struct Transaction {
 }
 
 struct Pending {
-    topic: String,
+    topic: Arc<str>,
     key: Option<Vec<u8>>,
     value: Option<Vec<u8>>,
     timestamp: Option<i64>,
@@ -164,6 +190,60 @@ impl Connector for PostgresCdc {
     fn validate(config: &CdcConfig) -> Result<(), Vec<FieldError>> {
         config.check()
     }
+
+    /// With `slot.drop.on.delete`: drop the slot (once its last session let go of it) and the
+    /// publication if this connector created it (it says so in its comment).
+    fn on_delete(config: &CdcConfig) -> Result<(), ConnectorError> {
+        if !config.slot_drop_on_delete {
+            return Ok(());
+        }
+        connect(config)?;
+        let slot = quote_literal(&config.slot_name);
+        // The deleted task's replication session may take a moment to end on the server.
+        let mut attempts = 0;
+        loop {
+            let rows = pg::query_rows(&format!(
+                "SELECT active::text AS active FROM pg_replication_slots WHERE slot_name = {slot}"
+            ))
+            .map_err(pg_error("looking up the replication slot"))?;
+            let Some(row) = rows.first() else { break };
+            if text_column(row, "active").as_deref() != Some("true") {
+                pg::query(&format!("SELECT pg_drop_replication_slot({slot})"))
+                    .map_err(pg_error("dropping the replication slot"))?;
+                break;
+            }
+            attempts += 1;
+            if attempts > 100 {
+                return Err(ConnectorError::Retriable(format!(
+                    "replication slot {} is still in use by another session: not dropped",
+                    config.slot_name
+                )));
+            }
+            pg::query("SELECT pg_sleep(0.1)").map_err(pg_error("waiting for the replication slot"))?;
+        }
+        let publication = quote_literal(&config.publication_name);
+        let ours = pg::query_rows(&format!(
+            "SELECT 1 FROM pg_publication p WHERE p.pubname = {publication} AND obj_description(p.oid, 'pg_publication') = {}",
+            quote_literal(PUBLICATION_COMMENT)
+        ))
+        .map_err(pg_error("looking up the publication"))?;
+        if !ours.is_empty() {
+            pg::query(&format!("DROP PUBLICATION IF EXISTS {}", quote_ident(&config.publication_name)))
+                .map_err(pg_error("dropping the publication"))?;
+        }
+        Ok(())
+    }
+}
+
+fn connect(config: &CdcConfig) -> Result<(), ConnectorError> {
+    pg::connect(&pg::ConnectOptions {
+        host: config.hostname.clone(),
+        port: config.port,
+        database: config.dbname.clone(),
+        user: config.user.clone(),
+        password: config.password.clone(),
+    })
+    .map_err(pg_error("connecting to Postgres"))
 }
 
 impl Source for PostgresCdc {
@@ -258,14 +338,7 @@ fn mark(position: &Position) -> (u64, u64) {
 
 impl PostgresCdc {
     fn connect(&self) -> Result<(), ConnectorError> {
-        pg::connect(&pg::ConnectOptions {
-            host: self.config.hostname.clone(),
-            port: self.config.port,
-            database: self.config.dbname.clone(),
-            user: self.config.user.clone(),
-            password: self.config.password.clone(),
-        })
-        .map_err(pg_error("connecting to Postgres"))
+        connect(&self.config)
     }
 
     fn ensure_publication(&self) -> Result<(), ConnectorError> {
@@ -296,7 +369,9 @@ impl PostgresCdc {
                 }
             }
         };
-        pg::query(&statement).map_err(pg_error("creating the publication"))?;
+        // The comment marks it as ours: `slot.drop.on.delete` drops only a publication it made.
+        let comment = format!("COMMENT ON PUBLICATION {} IS {}", quote_ident(name), quote_literal(PUBLICATION_COMMENT));
+        pg::query(&format!("{statement}; {comment}")).map_err(pg_error("creating the publication"))?;
         self.context.info(&format!("created publication {name}"));
         Ok(())
     }
@@ -349,19 +424,12 @@ impl PostgresCdc {
              WHERE i.indrelid = {regclass} AND i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)"
         ))
         .map_err(pg_error("reading a primary key"))?;
-        Ok(self.render(Table {
-            schema,
-            name,
-            captured: false,
-            topic: String::new(),
-            source_head: String::new(),
-            source_tail: String::new(),
-            columns: columns
-                .iter()
-                .filter_map(|row| Some((text_column(row, "attname")?, text_column(row, "type")?.parse().ok()?)))
-                .collect(),
-            key: key.iter().filter_map(|row| text_column(row, "attname")).collect(),
-        }))
+        let columns = columns
+            .iter()
+            .filter_map(|row| Some((text_column(row, "attname")?, text_column(row, "type")?.parse().ok()?)))
+            .collect();
+        let key = key.iter().filter_map(|row| text_column(row, "attname")).collect();
+        Ok(self.render(Table::new(schema, name, columns), key))
     }
 
     fn slot_confirmed_lsn(&self) -> Result<Option<u64>, ConnectorError> {
@@ -451,11 +519,10 @@ impl PostgresCdc {
                     }
                     return self.start_streaming(0);
                 }
-                if slot.is_some() {
-                    // Nothing of this slot was ever committed: starting over loses nothing.
-                    self.drop_slot()?;
+                match slot {
+                    Some(confirmed) => self.snapshot_again(confirmed),
+                    None => self.begin_snapshot(),
                 }
-                self.begin_snapshot()
             }
         }
     }
@@ -469,13 +536,34 @@ impl PostgresCdc {
             tables.len(),
             pg::format_lsn(created.consistent_point)
         ));
-        self.phase = Phase::Snapshot(Snapshot {
-            consistent_point: created.consistent_point,
-            tables,
-            index: 0,
-            cursor_open: false,
-            rows: 0,
-        });
+        self.enter_snapshot(created.consistent_point, tables);
+        Ok(())
+    }
+
+    fn enter_snapshot(&mut self, consistent_point: u64, tables: Vec<Table>) {
+        self.context.gauge("snapshot_running", 1);
+        self.context.gauge("snapshot_tables_total", tables.len() as i64);
+        self.context.gauge("snapshot_tables_done", 0);
+        self.context.gauge("snapshot_rows", 0);
+        self.phase = Phase::Snapshot(Snapshot { consistent_point, tables, index: 0, cursor_open: false, rows: 0 });
+    }
+
+    /// Snapshot again while keeping the slot (an interrupted snapshot, or a slot made before any
+    /// offset was committed): read in a new `REPEATABLE READ` transaction, which starts after the
+    /// slot's confirmed position, then stream from that position. Every change after the
+    /// snapshot arrives; some before it arrive too, and replaying the topic in order absorbs
+    /// them. Dropping the slot instead would leave the rows the interrupted snapshot had already
+    /// delivered and that were deleted meanwhile in the topic, with no delete event ever.
+    fn snapshot_again(&mut self, confirmed: u64) -> Result<(), ConnectorError> {
+        pg::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").map_err(pg_error("starting the snapshot"))?;
+        let tables = self.published_tables()?;
+        self.context.info(&format!(
+            "snapshot of {} tables again, keeping slot {} (streaming from {} afterwards)",
+            tables.len(),
+            self.config.slot_name,
+            pg::format_lsn(confirmed)
+        ));
+        self.enter_snapshot(confirmed, tables);
         Ok(())
     }
 
@@ -504,6 +592,7 @@ impl PostgresCdc {
             }
             pg::query("COMMIT").map_err(pg_error("ending the snapshot"))?;
             self.context.info(&format!("snapshot done: {rows} rows"));
+            self.context.gauge("snapshot_running", 0);
             if self.config.snapshot_mode == SnapshotMode::InitialOnly {
                 pg::stop_replication();
                 self.phase = Phase::Finished;
@@ -538,24 +627,35 @@ impl PostgresCdc {
             ));
         }
         snapshot.rows += rows.len() as u64;
+        // Progress per fetch (not per row): tables done, rows read so far.
+        self.context.gauge("snapshot_tables_done", snapshot.index as i64);
+        self.context.gauge("snapshot_rows", i64::try_from(snapshot.rows).unwrap_or(i64::MAX));
         let ts_ms = now_ms();
-        for row in rows {
-            let mut after = Map::new();
-            for (name, type_oid) in &table.columns {
-                let value =
-                    row.get(name).and_then(Value::as_str).map_or(Value::Null, |text| values::convert(*type_oid, text));
-                after.insert(name.clone(), value);
-            }
-            let key = key_of(&table, &after);
+        let placeholder = &self.config.unavailable_value_placeholder;
+        let mut pending = Vec::with_capacity(rows.len());
+        for mut row in rows {
+            let tuple: Vec<TupleValue> = table
+                .columns
+                .iter()
+                .map(|(name, _)| match row.remove(name) {
+                    Some(Value::String(text)) => TupleValue::Text(text),
+                    _ => TupleValue::Null,
+                })
+                .collect();
+            let key = key_of(&table, &tuple, None, placeholder);
+            let after = render_row(&table, &tuple, None, placeholder);
             let value = envelope(&table, None, Some(&after), "r", ts_ms, "true", None, consistent_point, ts_ms);
             let position = Position { snapshot: true, consistent_point, ..Position::default() };
-            self.hold(Pending {
+            pending.push(Pending {
                 topic: table.topic.clone(),
                 key,
                 value: Some(value),
                 timestamp: Some(ts_ms),
                 position,
             });
+        }
+        for record in pending {
+            self.hold(record);
         }
         Ok(())
     }
@@ -566,11 +666,19 @@ impl PostgresCdc {
         }
     }
 
-    /// Fill in what is the same for every event of `table`.
-    fn render(&self, mut table: Table) -> Table {
+    /// Fill in what is the same for every event of `table`, whose primary key is `key`.
+    fn render(&self, mut table: Table, key: Vec<String>) -> Table {
         let text = |value: &str| serde_json::to_string(value).expect("a string serializes");
         table.captured = self.filter.captures(&table.schema, &table.name);
-        table.topic = format!("{}.{}.{}", self.config.topic_prefix, table.schema, table.name);
+        table.topic = Arc::from(format!("{}.{}.{}", self.config.topic_prefix, table.schema, table.name));
+        table.column_keys = table.columns.iter().map(|(name, _)| format!("{}:", text(name)).into_bytes()).collect();
+        table.key_columns = key
+            .iter()
+            .map(|column| {
+                (format!("{}:", text(column)).into_bytes(), table.columns.iter().position(|(name, _)| name == column))
+            })
+            .collect();
+        table.key = key;
         table.source_head = format!(
             "{{\"version\":{},\"connector\":\"postgresql\",\"name\":{},",
             text(Self::VERSION),
@@ -599,7 +707,7 @@ impl PostgresCdc {
             self.reconnect()?;
         }
         self.heartbeat();
-        self.log_slot_stats();
+        self.report_slot_stats();
         let events = match pg::read(u32::try_from(max).unwrap_or(u32::MAX), READ_WAIT_MS) {
             Ok(events) => events,
             Err(error) if error.is_retriable() => {
@@ -615,8 +723,10 @@ impl PostgresCdc {
         Ok(())
     }
 
-    /// Log the slot's retained WAL and confirmed lag (bytes), every `slot.stats.interval.s`.
-    fn log_slot_stats(&mut self) {
+    /// Report the slot's retained WAL (`pg_current_wal_lsn() - restart_lsn`) and the replication
+    /// lag (`pg_current_wal_lsn() - confirmed_flush_lsn`), in bytes, as gauges and a log line,
+    /// every `slot.stats.interval.s`: one query per interval, never per batch.
+    fn report_slot_stats(&mut self) {
         if self.config.slot_stats_interval_s == 0 {
             return;
         }
@@ -624,27 +734,29 @@ impl PostgresCdc {
         if self.next_stats.is_some_and(|next| now < next) {
             return;
         }
-        let first = self.next_stats.is_none();
         self.next_stats = Some(now + Duration::from_secs(self.config.slot_stats_interval_s));
-        if first {
-            return;
-        }
         let rows = pg::query_rows(&format!(
             "SELECT (pg_current_wal_lsn() - restart_lsn)::int8 AS retained, (pg_current_wal_lsn() - confirmed_flush_lsn)::int8 AS lag \
              FROM pg_replication_slots WHERE slot_name = {}",
             quote_literal(&self.config.slot_name)
         ));
-        if let Ok(rows) = rows
-            && let Some(row) = rows.first()
-        {
-            let retained = text_column(row, "retained").unwrap_or_default();
-            let lag = text_column(row, "lag").unwrap_or_default();
-            self.context.info(&format!(
-                "slot {}: retained WAL {retained} bytes, confirmed lag {lag} bytes, acknowledged {}",
-                self.config.slot_name,
-                pg::format_lsn(self.acked)
-            ));
-        }
+        let row = match rows {
+            Ok(rows) => rows.into_iter().next(),
+            Err(error) => {
+                self.context.warn(&format!("cannot read the slot's statistics: {error}"));
+                return;
+            }
+        };
+        let bytes =
+            |name: &str| row.as_ref().and_then(|row| text_column(row, name)).and_then(|text| text.parse::<i64>().ok());
+        let (Some(retained), Some(lag)) = (bytes("retained"), bytes("lag")) else { return };
+        self.context.gauge("slot_retained_wal_bytes", retained);
+        self.context.gauge("replication_lag_bytes", lag);
+        self.context.info(&format!(
+            "slot {}: retained WAL {retained} bytes, replication lag {lag} bytes, acknowledged {}",
+            self.config.slot_name,
+            pg::format_lsn(self.acked)
+        ));
     }
 
     fn heartbeat(&mut self) {
@@ -690,7 +802,7 @@ impl PostgresCdc {
                     if !self.skipped(&position) {
                         let value = json!({ "ts_ms": now_ms() });
                         self.ready.push_back(Pending {
-                            topic: format!("__debezium-heartbeat.{}", self.config.topic_prefix),
+                            topic: Arc::from(format!("__debezium-heartbeat.{}", self.config.topic_prefix)),
                             key: Some(
                                 serde_json::to_vec(&json!({ "serverName": self.config.topic_prefix }))
                                     .expect("JSON serializes"),
@@ -718,56 +830,59 @@ impl PostgresCdc {
     }
 
     fn change(&mut self, lsn: u64, message: Message) -> Result<(), ConnectorError> {
-        let (table_id, op, before, after) = match message {
+        let (table_id, op, before, after, key) = match message {
             Message::Relation(relation) => {
-                let mut table = self.render(Table {
-                    schema: relation.schema.clone(),
-                    name: relation.name.clone(),
-                    columns: relation.columns.iter().map(|column| (column.name.clone(), column.type_oid)).collect(),
-                    key: Vec::new(),
-                    captured: false,
-                    topic: String::new(),
-                    source_head: String::new(),
-                    source_tail: String::new(),
-                });
-                table.key =
-                    match self.describe(&relation.id.to_string(), relation.schema.clone(), relation.name.clone()) {
-                        Ok(described) => described.key,
-                        Err(_) if relation.replica_identity == b'd' => relation
-                            .columns
-                            .iter()
-                            .filter(|column| column.key)
-                            .map(|column| column.name.clone())
-                            .collect(),
-                        Err(_) => Vec::new(),
-                    };
+                let key = match self.describe(&relation.id.to_string(), relation.schema.clone(), relation.name.clone())
+                {
+                    Ok(described) => described.key,
+                    Err(_) if relation.replica_identity == b'd' => {
+                        relation.columns.iter().filter(|column| column.key).map(|column| column.name.clone()).collect()
+                    }
+                    Err(_) => Vec::new(),
+                };
+                let columns = relation.columns.iter().map(|column| (column.name.clone(), column.type_oid)).collect();
+                let table = self.render(Table::new(relation.schema.clone(), relation.name.clone(), columns), key);
                 self.relations.insert(relation.id, Arc::new(table));
                 return Ok(());
             }
             Message::Insert { relation, new } => {
                 let table = self.relation(relation)?;
-                (relation, "c", None, Some(row(table, &new, None, &self.config.unavailable_value_placeholder)))
+                if !table.captured {
+                    return Ok(());
+                }
+                let placeholder = &self.config.unavailable_value_placeholder;
+                let key = key_of(table, &new, None, placeholder);
+                (relation, "c", None, Some(render_row(table, &new, None, placeholder)), key)
             }
             Message::Update { relation, old, new, .. } => {
                 let table = self.relation(relation)?;
+                if !table.captured {
+                    return Ok(());
+                }
                 let placeholder = &self.config.unavailable_value_placeholder;
-                let before = old.as_ref().map(|old| row(table, old, None, placeholder));
-                let after = row(table, &new, old.as_deref(), placeholder);
-                (relation, "u", before, Some(after))
+                let before = old.as_ref().map(|old| render_row(table, old, None, placeholder));
+                let after = render_row(table, &new, old.as_deref(), placeholder);
+                let key = key_of(table, &new, old.as_deref(), placeholder);
+                (relation, "u", before, Some(after), key)
             }
             Message::Delete { relation, old, .. } => {
                 let table = self.relation(relation)?;
-                (relation, "d", Some(row(table, &old, None, &self.config.unavailable_value_placeholder)), None)
+                if !table.captured {
+                    return Ok(());
+                }
+                let placeholder = &self.config.unavailable_value_placeholder;
+                let key = key_of(table, &old, None, placeholder);
+                (relation, "d", Some(render_row(table, &old, None, placeholder)), None, key)
             }
             Message::Truncate { relations, .. } => {
                 for relation in relations {
-                    self.emit(lsn, relation, "t", None, None)?;
+                    self.emit(lsn, relation, "t", None, None, None)?;
                 }
                 return Ok(());
             }
             Message::Other(_) => return Ok(()),
         };
-        self.emit(lsn, table_id, op, before, after)
+        self.emit(lsn, table_id, op, before, after, key)
     }
 
     fn emit(
@@ -775,8 +890,9 @@ impl PostgresCdc {
         lsn: u64,
         relation: u32,
         op: &str,
-        before: Option<Map<String, Value>>,
-        after: Option<Map<String, Value>>,
+        before: Option<Vec<u8>>,
+        after: Option<Vec<u8>>,
+        key: Option<Vec<u8>>,
     ) -> Result<(), ConnectorError> {
         let table = Arc::clone(self.relation(relation)?);
         if !table.captured {
@@ -789,10 +905,17 @@ impl PostgresCdc {
         let tombstone = op == "d" && self.config.tombstones_on_delete;
         let first_seq = transaction.seq;
         transaction.seq += if tombstone { 2 } else { 1 };
-        let key =
-            if op == "t" { None } else { after.as_ref().or(before.as_ref()).and_then(|image| key_of(&table, image)) };
-        let value =
-            envelope(&table, before.as_ref(), after.as_ref(), op, commit_time_ms, "false", Some(xid), lsn, now_ms());
+        let value = envelope(
+            &table,
+            before.as_deref(),
+            after.as_deref(),
+            op,
+            commit_time_ms,
+            "false",
+            Some(xid),
+            lsn,
+            now_ms(),
+        );
         let topic = table.topic.clone();
         let position = Position { commit_lsn: final_lsn, seq: first_seq, ..Position::default() };
         if !self.skipped(&position) {
@@ -819,8 +942,8 @@ impl PostgresCdc {
 #[allow(clippy::too_many_arguments)]
 fn envelope(
     table: &Table,
-    before: Option<&Map<String, Value>>,
-    after: Option<&Map<String, Value>>,
+    before: Option<&[u8]>,
+    after: Option<&[u8]>,
     op: &str,
     source_ts_ms: i64,
     snapshot: &str,
@@ -828,11 +951,9 @@ fn envelope(
     lsn: u64,
     ts_ms: i64,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
-    let image = |out: &mut Vec<u8>, image: Option<&Map<String, Value>>| match image {
-        Some(image) => serde_json::to_writer(out, image).expect("writing JSON to a Vec cannot fail"),
-        None => out.extend_from_slice(b"null"),
-    };
+    let images = before.map_or(4, <[u8]>::len) + after.map_or(4, <[u8]>::len);
+    let mut out = Vec::with_capacity(images + table.source_head.len() + table.source_tail.len() + 160);
+    let image = |out: &mut Vec<u8>, image: Option<&[u8]>| out.extend_from_slice(image.unwrap_or(b"null"));
     out.extend_from_slice(b"{\"before\":");
     image(&mut out, before);
     out.extend_from_slice(b",\"after\":");
@@ -849,33 +970,60 @@ fn envelope(
     out
 }
 
-/// A row image as a JSON object. An unchanged TOAST value is taken from `old` when that has it
-/// (REPLICA IDENTITY FULL), otherwise it is the placeholder: never a silent null.
-fn row(table: &Table, tuple: &[TupleValue], old: Option<&[TupleValue]>, placeholder: &str) -> Map<String, Value> {
-    let mut object = Map::new();
-    for (index, (name, type_oid)) in table.columns.iter().enumerate() {
-        let value = match tuple.get(index) {
-            Some(TupleValue::Text(text)) => values::convert(*type_oid, text),
-            Some(TupleValue::UnchangedToast) => match old.and_then(|old| old.get(index)) {
-                Some(TupleValue::Text(text)) => values::convert(*type_oid, text),
-                _ => Value::String(placeholder.to_owned()),
-            },
-            Some(TupleValue::Binary(bytes)) => Value::String(String::from_utf8_lossy(bytes).into_owned()),
-            Some(TupleValue::Null) | None => Value::Null,
-        };
-        object.insert(name.clone(), value);
+/// Append the JSON of column `index` of `tuple`. An unchanged TOAST value is taken from `old`
+/// when that has it (REPLICA IDENTITY FULL), otherwise it is the placeholder: never a silent null.
+fn write_cell(
+    out: &mut Vec<u8>,
+    type_oid: u32,
+    index: usize,
+    tuple: &[TupleValue],
+    old: Option<&[TupleValue]>,
+    placeholder: &str,
+) {
+    let text = |out: &mut Vec<u8>, text: &str| serde_json::to_writer(out, text).expect("writing to a Vec cannot fail");
+    match tuple.get(index) {
+        Some(TupleValue::Text(value)) => values::write_json(out, type_oid, value),
+        Some(TupleValue::UnchangedToast) => match old.and_then(|old| old.get(index)) {
+            Some(TupleValue::Text(value)) => values::write_json(out, type_oid, value),
+            _ => text(out, placeholder),
+        },
+        Some(TupleValue::Binary(bytes)) => text(out, &String::from_utf8_lossy(bytes)),
+        Some(TupleValue::Null) | None => out.extend_from_slice(b"null"),
     }
-    object
+}
+
+/// A row image as a JSON object, in column order, written straight to bytes (see [`write_cell`]).
+fn render_row(table: &Table, tuple: &[TupleValue], old: Option<&[TupleValue]>, placeholder: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 * table.columns.len() + 2);
+    out.push(b'{');
+    for (index, ((_, type_oid), column_key)) in table.columns.iter().zip(&table.column_keys).enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(column_key);
+        write_cell(&mut out, *type_oid, index, tuple, old, placeholder);
+    }
+    out.push(b'}');
+    out
 }
 
 /// The record key: the primary key columns as a JSON object, or none for a table without one.
-fn key_of(table: &Table, image: &Map<String, Value>) -> Option<Vec<u8>> {
-    if table.key.is_empty() {
+fn key_of(table: &Table, tuple: &[TupleValue], old: Option<&[TupleValue]>, placeholder: &str) -> Option<Vec<u8>> {
+    if table.key_columns.is_empty() {
         return None;
     }
-    let mut key = Map::new();
-    for column in &table.key {
-        key.insert(column.clone(), image.get(column).cloned().unwrap_or(Value::Null));
+    let mut out = Vec::with_capacity(32);
+    out.push(b'{');
+    for (position, (column_key, index)) in table.key_columns.iter().enumerate() {
+        if position > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(column_key);
+        match index {
+            Some(index) => write_cell(&mut out, table.columns[*index].1, *index, tuple, old, placeholder),
+            None => out.extend_from_slice(b"null"),
+        }
     }
-    Some(serde_json::to_vec(&Value::Object(key)).expect("JSON serializes"))
+    out.push(b'}');
+    Some(out)
 }

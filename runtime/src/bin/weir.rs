@@ -14,6 +14,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use weir_broker::FlushPolicy;
+use weir_runtime::bench::cdc::CdcBenchOptions;
 use weir_runtime::bench::{self, BenchOptions};
 use weir_runtime::manifest::line_of_key_in;
 use weir_runtime::rest::{ApiState, LogLevels};
@@ -102,6 +103,41 @@ enum Command {
         /// a 180 s run can write some 40 GB to the temporary directory.
         #[arg(long, default_value_t = 100)]
         value_size: usize,
+    },
+    /// Benchmark the postgres-cdc connector against pg_recvlogical on a running Postgres
+    /// (`wal_level=logical`, superuser; tests/bench/cdc.sh starts a throwaway one).
+    BenchCdc {
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long, default_value_t = 5432)]
+        port: u16,
+        #[arg(long, default_value = "postgres")]
+        user: String,
+        #[arg(long, default_value = "postgres")]
+        database: String,
+        /// Where pg_recvlogical and pgbench are (default: `pg_config --bindir`).
+        #[arg(long)]
+        bindir: Option<PathBuf>,
+        /// Runs per workload; medians are reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Rows of the one-transaction insert workload and of the snapshot.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        #[arg(long, default_value_t = 4)]
+        pgbench_clients: u32,
+        /// pgbench transactions per client.
+        #[arg(long, default_value_t = 10_000)]
+        pgbench_transactions: u32,
+        /// Records per poll of the connector.
+        #[arg(long, default_value_t = 1000)]
+        batch_size: u32,
+        /// Inserts per second of the latency run.
+        #[arg(long, default_value_t = 5000)]
+        latency_rate: u32,
+        /// Seconds of the latency run (0: skip it).
+        #[arg(long, default_value_t = 20)]
+        latency_seconds: u32,
     },
 }
 
@@ -211,6 +247,38 @@ async fn run(cli: Cli, log_levels: Arc<LogLevels>) -> anyhow::Result<ExitCode> {
             let exe = std::env::current_exe().context("while finding the weir binary")?;
             let options = bench::backpressure::BackpressureOptions { exe, seconds, delay_ms, value_size };
             let report = bench::backpressure::run(&options).await.context("while benchmarking back-pressure")?;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchCdc {
+            host,
+            port,
+            user,
+            database,
+            bindir,
+            runs,
+            rows,
+            pgbench_clients,
+            pgbench_transactions,
+            batch_size,
+            latency_rate,
+            latency_seconds,
+        } => {
+            let options = CdcBenchOptions {
+                host,
+                port,
+                user,
+                database,
+                bindir,
+                runs,
+                rows,
+                pgbench_clients,
+                pgbench_transactions,
+                batch_size,
+                latency_rate,
+                latency_seconds,
+            };
+            let report = bench::cdc::run(&options).await.context("while benchmarking CDC")?;
             println!("{report}");
             Ok(ExitCode::SUCCESS)
         }

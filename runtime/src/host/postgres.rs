@@ -20,6 +20,9 @@ use crate::manifest::PostgresGrant;
 /// Longest a `read` call waits for the first event, whatever the component asks.
 const MAX_READ_WAIT: Duration = Duration::from_millis(1_000);
 
+/// Longest `stop-replication` waits for a graceful close before dropping the session.
+const STOP_WAIT: Duration = Duration::from_secs(5);
+
 /// Session settings pinned on both sessions: pgoutput and the snapshot send values as text, and
 /// their rendering must not depend on the server's or the role's defaults.
 const SESSION_OPTIONS: &str = "-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=iso_8601 -c extra_float_digits=3";
@@ -330,9 +333,21 @@ impl wit::Host for TaskState {
     }
 
     async fn stop_replication(&mut self) {
-        if let Some(mut replication) = self.postgres.replication.take() {
-            if let Err(error) = replication.client.shutdown().await {
+        let Some(mut replication) = self.postgres.replication.take() else { return };
+        // A gated session never started: its worker waits for the gate, and a graceful
+        // shutdown would wait for it forever (a host call is beyond the guest's epoch deadline).
+        if replication.gated_slot.is_some() {
+            replication.client.abort();
+            return;
+        }
+        match tokio::time::timeout(STOP_WAIT, replication.client.shutdown()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
                 tracing::debug!(connector = &*self.connector, %error, "closing the replication session failed");
+            }
+            Err(_) => {
+                tracing::debug!(connector = &*self.connector, "the replication session did not close in time");
+                replication.client.abort();
             }
         }
     }

@@ -11,6 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::bindings::{log, offsets, state, types};
 use super::postgres::PostgresSessions;
 use crate::state_store::StateStore;
+use crate::task::TaskMetrics;
 
 /// Everything one task's `Store` holds: WASI, limits, the call deadline, and what the imports
 /// need. One per task, so a trap or a leak costs one task.
@@ -31,6 +32,8 @@ pub(crate) struct TaskState {
     pub(crate) deadline_hit: bool,
     /// The `postgres` import's sessions, limited to the granted servers.
     pub(crate) postgres: PostgresSessions,
+    /// The task's counters, where `log.gauge` lands.
+    pub(crate) metrics: Arc<TaskMetrics>,
 }
 
 impl std::fmt::Debug for TaskState {
@@ -65,6 +68,7 @@ impl TaskState {
             call_timeout,
             deadline_hit: false,
             postgres: PostgresSessions::default(),
+            metrics: Arc::default(),
         }
     }
 
@@ -90,6 +94,10 @@ impl log::Host for TaskState {
             log::Level::Warn => tracing::warn!(connector, task, "{message}"),
             log::Level::Error => tracing::error!(connector, task, "{message}"),
         }
+    }
+
+    fn gauge(&mut self, name: String, value: i64) {
+        self.metrics.set_gauge(&name, value);
     }
 }
 

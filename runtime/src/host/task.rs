@@ -19,6 +19,7 @@ use super::engine::WasmEngine;
 use super::state::TaskState;
 use crate::manifest::{Access, Grants, Limits};
 use crate::state_store::StateStore;
+use crate::task::TaskMetrics;
 
 /// Bytes of guest stderr kept for failure reports.
 const STDERR_CAPTURE: usize = 64 << 10;
@@ -55,6 +56,8 @@ pub struct TaskSetup {
     pub grants: Grants,
     pub limits: Limits,
     pub state: Arc<StateStore>,
+    /// The task's counters; the component's `log.gauge` values land here.
+    pub metrics: Arc<TaskMetrics>,
 }
 
 pub(crate) fn new_store(engine: &WasmEngine, setup: &TaskSetup) -> Result<Store<TaskState>, TaskError> {
@@ -116,6 +119,7 @@ pub(crate) fn new_store(engine: &WasmEngine, setup: &TaskSetup) -> Result<Store<
     });
     store.set_epoch_deadline(1);
     store.data_mut().postgres = super::postgres::PostgresSessions::new(setup.grants.postgres.clone());
+    store.data_mut().metrics = setup.metrics.clone();
     store.data_mut().committed = setup
         .committed
         .iter()

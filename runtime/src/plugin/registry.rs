@@ -162,6 +162,43 @@ impl Plugin {
         }
     }
 
+    /// Tell the connector `connector` (config `config`, references resolved) it was deleted:
+    /// its `on-delete`, on an instance with the connector's grants and limits.
+    ///
+    /// # Errors
+    /// The component's error, or a trap.
+    pub async fn on_delete(
+        &self,
+        connector: &str,
+        config: &str,
+        grants: &Grants,
+        limits: Limits,
+    ) -> Result<(), TaskError> {
+        macro_rules! on_delete_with {
+            ($pre:expr) => {{
+                let setup = TaskSetup { grants: grants.clone(), limits, ..scratch_setup(connector, &self.state) };
+                let mut store = new_store(&self.engine, &setup)?;
+                let bindings = match $pre.instantiate_async(&mut store).await {
+                    Ok(bindings) => bindings,
+                    Err(error) => return Err(trap_report(&store, "instantiate", &error)),
+                };
+                store.data_mut().call_started = std::time::Instant::now();
+                match bindings.weir_connector_connector().call_on_delete(&mut store, config).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(error)) => Err(TaskError::Connector(from_wit_error(error))),
+                    Err(error) => Err(trap_report(&store, "on-delete", &error)),
+                }
+            }};
+        }
+        match &self.code {
+            PluginCode::NativeSource(native, _) | PluginCode::NativeSink(native, _) => {
+                native.on_delete(config).map_err(TaskError::Connector)
+            }
+            PluginCode::Source(pre) => on_delete_with!(pre),
+            PluginCode::Sink(pre) => on_delete_with!(pre),
+        }
+    }
+
     /// A store for a short-lived instance serving control-plane calls.
     fn scratch_store(&self) -> Result<wasmtime::Store<TaskState>, TaskError> {
         new_store(&self.engine, &scratch_setup(&self.spec.name, &self.state))
@@ -178,6 +215,7 @@ fn scratch_setup(name: &str, state: &Arc<StateStore>) -> TaskSetup {
         grants: Grants::default(),
         limits: Limits::default(),
         state: state.clone(),
+        metrics: Arc::default(),
     }
 }
 

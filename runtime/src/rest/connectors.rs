@@ -48,7 +48,18 @@ pub(super) fn status_json(snapshot: &ConnectorSnapshot) -> Value {
     if let Some(trace) = &snapshot.trace {
         connector["trace"] = json!(trace);
     }
-    let tasks: Vec<Value> = snapshot.tasks.iter().map(|task| json!(task.status)).collect();
+    let tasks: Vec<Value> = snapshot
+        .tasks
+        .iter()
+        .map(|task| {
+            let mut entry = json!(task.status);
+            // Beyond Kafka Connect's shape: what the component reports of itself (`log.gauge`).
+            if !task.gauges.is_empty() {
+                entry["metrics"] = json!(task.gauges);
+            }
+            entry
+        })
+        .collect();
     json!({ "name": snapshot.name, "connector": connector, "tasks": tasks, "type": kind_name(snapshot.kind) })
 }
 

@@ -1,6 +1,8 @@
 //! Task and connector states (Kafka Connect's names) and per-task counters.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// The state of a connector or task, as Kafka Connect reports it.
@@ -65,6 +67,8 @@ pub struct TaskMetrics {
     pub retries: AtomicU64,
     /// Wall-clock ms of the last offset commit (0: none yet).
     pub last_commit_ms: AtomicI64,
+    /// What the component reported through `log.gauge`, the latest value per name.
+    gauges: Mutex<BTreeMap<String, i64>>,
 }
 
 impl TaskMetrics {
@@ -84,5 +88,49 @@ impl TaskMetrics {
 
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// The component's gauges; a name reported for the first time is kept (at most
+    /// [`MAX_GAUGES`] names, so a component cannot grow the worker's memory without bound).
+    pub(crate) fn set_gauge(&self, name: &str, value: i64) {
+        let mut gauges = self.gauges.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(slot) = gauges.get_mut(name) {
+            *slot = value;
+        } else if gauges.len() < MAX_GAUGES && is_gauge_name(name) {
+            gauges.insert(name.to_owned(), value);
+        }
+    }
+
+    pub fn gauges(&self) -> BTreeMap<String, i64> {
+        self.gauges.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+}
+
+/// Most gauge names one task may report.
+pub(crate) const MAX_GAUGES: usize = 64;
+
+/// `[a-z][a-z0-9_]*`, at most 64 bytes: usable as a Prometheus metric name suffix as it is.
+fn is_gauge_name(name: &str) -> bool {
+    name.len() <= 64
+        && name.starts_with(|first: char| first.is_ascii_lowercase())
+        && name.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gauges_keep_the_latest_value_of_valid_names_only() {
+        let metrics = TaskMetrics::default();
+        metrics.set_gauge("snapshot_rows", 1);
+        metrics.set_gauge("snapshot_rows", 5);
+        metrics.set_gauge("Bad-Name", 1);
+        metrics.set_gauge("", 1);
+        assert_eq!(metrics.gauges(), BTreeMap::from([("snapshot_rows".to_owned(), 5)]));
+        for index in 0..2 * MAX_GAUGES {
+            metrics.set_gauge(&format!("g{index}"), 1);
+        }
+        assert_eq!(metrics.gauges().len(), MAX_GAUGES);
     }
 }
