@@ -17,7 +17,6 @@
 //! held back until the next change or the commit arrives.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -59,6 +58,8 @@ pub struct PostgresCdc {
     acked: u64,
     next_heartbeat: Option<Instant>,
     next_stats: Option<Instant>,
+    /// Reused for each record's position JSON.
+    position_buffer: Vec<u8>,
 }
 
 impl std::fmt::Debug for PostgresCdc {
@@ -156,6 +157,52 @@ struct Position {
     last: bool,
     #[serde(default)]
     end_lsn: u64,
+}
+
+impl Position {
+    /// The position as JSON into `out` (cleared first): what serde writes, without its
+    /// machinery, once per record.
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.clear();
+        let flag = |value: bool| if value { &b"true"[..] } else { &b"false"[..] };
+        out.extend_from_slice(b"{\"snapshot\":");
+        out.extend_from_slice(flag(self.snapshot));
+        out.extend_from_slice(b",\"snapshot_done\":");
+        out.extend_from_slice(flag(self.snapshot_done));
+        out.extend_from_slice(b",\"consistent_point\":");
+        write_u64(out, self.consistent_point);
+        out.extend_from_slice(b",\"commit_lsn\":");
+        write_u64(out, self.commit_lsn);
+        out.extend_from_slice(b",\"seq\":");
+        write_u64(out, self.seq);
+        out.extend_from_slice(b",\"last\":");
+        out.extend_from_slice(flag(self.last));
+        out.extend_from_slice(b",\"end_lsn\":");
+        write_u64(out, self.end_lsn);
+        out.push(b'}');
+    }
+}
+
+/// Decimal digits of `value`, without `core::fmt`.
+fn write_u64(out: &mut Vec<u8>, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
+fn write_i64(out: &mut Vec<u8>, value: i64) {
+    if value < 0 {
+        out.push(b'-');
+    }
+    write_u64(out, value.unsigned_abs());
 }
 
 fn pg_error(context: &str) -> impl FnOnce(PgError) -> ConnectorError + '_ {
@@ -268,6 +315,7 @@ impl Source for PostgresCdc {
             acked: 0,
             next_heartbeat: None,
             next_stats: None,
+            position_buffer: Vec::with_capacity(160),
         };
         task.context.info(&format!("postgres-cdc for {} ({})", task.config.dbname, task.config.topic_prefix));
         Ok(task)
@@ -291,7 +339,8 @@ impl Source for PostgresCdc {
         let mut pushed = 0;
         while pushed < max {
             let Some(record) = self.ready.pop_front() else { break };
-            let position = serde_json::to_vec(&record.position).expect("a position serializes");
+            let mut position = std::mem::take(&mut self.position_buffer);
+            record.position.write_json(&mut position);
             batch.push(&SourceRecordRef {
                 topic: &record.topic,
                 partition: -1,
@@ -305,6 +354,7 @@ impl Source for PostgresCdc {
             if !record.position.snapshot {
                 self.emitted = Some(mark(&record.position));
             }
+            self.position_buffer = position;
             pushed += 1;
         }
         Ok(())
@@ -960,13 +1010,25 @@ fn envelope(
     image(&mut out, after);
     out.extend_from_slice(b",\"source\":");
     out.extend_from_slice(table.source_head.as_bytes());
-    let xid = xid.map_or_else(|| "null".to_owned(), |xid| xid.to_string());
-    write!(
-        out,
-        "\"ts_ms\":{source_ts_ms},\"snapshot\":\"{snapshot}\",{}\"txId\":{xid},\"lsn\":{lsn},\"xmin\":null}},\"op\":\"{op}\",\"ts_ms\":{ts_ms}}}",
-        table.source_tail
-    )
-    .expect("writing to a Vec cannot fail");
+    // `"ts_ms":S,"snapshot":"..",<tail>"txId":X,"lsn":L,"xmin":null},"op":"..","ts_ms":T}`
+    out.extend_from_slice(b"\"ts_ms\":");
+    write_i64(&mut out, source_ts_ms);
+    out.extend_from_slice(b",\"snapshot\":\"");
+    out.extend_from_slice(snapshot.as_bytes());
+    out.extend_from_slice(b"\",");
+    out.extend_from_slice(table.source_tail.as_bytes());
+    out.extend_from_slice(b"\"txId\":");
+    match xid {
+        Some(xid) => write_u64(&mut out, u64::from(xid)),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"lsn\":");
+    write_u64(&mut out, lsn);
+    out.extend_from_slice(b",\"xmin\":null},\"op\":\"");
+    out.extend_from_slice(op.as_bytes());
+    out.extend_from_slice(b"\",\"ts_ms\":");
+    write_i64(&mut out, ts_ms);
+    out.push(b'}');
     out
 }
 
@@ -1026,4 +1088,40 @@ fn key_of(table: &Table, tuple: &[TupleValue], old: Option<&[TupleValue]>, place
     }
     out.push(b'}');
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_write_the_json_serde_reads() {
+        let positions = [
+            Position::default(),
+            Position { snapshot: true, consistent_point: 0x1_6B37_4D48, ..Position::default() },
+            Position { snapshot: true, snapshot_done: true, consistent_point: u64::MAX, ..Position::default() },
+            Position { commit_lsn: 22_000_000, seq: 9, last: true, end_lsn: 22_000_120, ..Position::default() },
+        ];
+        let mut out = Vec::new();
+        for position in positions {
+            position.write_json(&mut out);
+            assert_eq!(serde_json::from_slice::<Position>(&out).expect("JSON"), position);
+            assert_eq!(
+                serde_json::from_slice::<Value>(&out).expect("JSON"),
+                serde_json::to_value(&position).expect("JSON")
+            );
+        }
+    }
+
+    #[test]
+    fn integers_write_their_digits() {
+        for value in [0, 7, 10, 1234567890, i64::MAX, -1, -10, i64::MIN] {
+            let mut out = Vec::new();
+            write_i64(&mut out, value);
+            assert_eq!(String::from_utf8(out).expect("ASCII"), value.to_string());
+        }
+        let mut out = Vec::new();
+        write_u64(&mut out, u64::MAX);
+        assert_eq!(out, u64::MAX.to_string().as_bytes());
+    }
 }

@@ -71,6 +71,10 @@ pub struct Throughput {
     /// Seconds of each run, in run order.
     pub weir_seconds: Vec<f64>,
     pub recvlogical_seconds: Vec<f64>,
+    /// CPU seconds (user + system) of each run: weir's process, `pg_recvlogical`'s. The
+    /// server's walsender, the same work for both, is not counted.
+    pub weir_cpu_seconds: Vec<f64>,
+    pub recvlogical_cpu_seconds: Vec<f64>,
 }
 
 fn median(values: impl IntoIterator<Item = f64>) -> f64 {
@@ -86,6 +90,12 @@ impl Throughput {
 
     pub fn recvlogical_rate(&self) -> f64 {
         self.changes as f64 / median(self.recvlogical_seconds.iter().copied())
+    }
+
+    /// Median CPU microseconds per change: (weir, pg_recvlogical).
+    pub fn cpu_us_per_change(&self) -> (f64, f64) {
+        let per_change = |seconds: &[f64]| median(seconds.iter().copied()) * 1e6 / self.changes as f64;
+        (per_change(&self.weir_cpu_seconds), per_change(&self.recvlogical_cpu_seconds))
     }
 
     /// Median of the per-run ratios weir / pg_recvlogical (each run on the same WAL).
@@ -144,6 +154,11 @@ impl fmt::Display for CdcBenchReport {
                 "  runs (s): weir [{}] recvlogical [{}]",
                 seconds(&run.weir_seconds),
                 seconds(&run.recvlogical_seconds)
+            )?;
+            let (weir_cpu, recv_cpu) = run.cpu_us_per_change();
+            writeln!(
+                f,
+                "  CPU per change (client side, user + system): weir {weir_cpu:.2} us, recvlogical {recv_cpu:.2} us"
             )?;
         }
         if !self.snapshot_seconds.is_empty() {
@@ -239,6 +254,8 @@ impl Bench {
             changes: options.rows,
             weir_seconds: Vec::new(),
             recvlogical_seconds: Vec::new(),
+            weir_cpu_seconds: Vec::new(),
+            recvlogical_cpu_seconds: Vec::new(),
         };
         let transactions = u64::from(options.pgbench_clients) * u64::from(options.pgbench_transactions);
         let mut mix = Throughput {
@@ -247,21 +264,27 @@ impl Bench {
             changes: transactions * 4,
             weir_seconds: Vec::new(),
             recvlogical_seconds: Vec::new(),
+            weir_cpu_seconds: Vec::new(),
+            recvlogical_cpu_seconds: Vec::new(),
         };
         let mut snapshot_seconds = Vec::new();
         for run in 0..options.runs {
             let (weir, recv) = self.throughput_run(run, "bulk", bulk.changes).await?;
-            tracing::info!(run, weir, recv, "bulk run");
-            bulk.weir_seconds.push(weir);
-            bulk.recvlogical_seconds.push(recv);
+            tracing::info!(run, weir = weir.seconds, recv = recv.seconds, "bulk run");
+            bulk.weir_seconds.push(weir.seconds);
+            bulk.recvlogical_seconds.push(recv.seconds);
+            bulk.weir_cpu_seconds.push(weir.cpu_seconds);
+            bulk.recvlogical_cpu_seconds.push(recv.cpu_seconds);
             // The bulk rows are there now: snapshot them.
             let seconds = self.snapshot_run(run).await?;
             tracing::info!(run, seconds, "snapshot run");
             snapshot_seconds.push(seconds);
             let (weir, recv) = self.throughput_run(run, "pgbench", mix.changes).await?;
-            tracing::info!(run, weir, recv, "pgbench run");
-            mix.weir_seconds.push(weir);
-            mix.recvlogical_seconds.push(recv);
+            tracing::info!(run, weir = weir.seconds, recv = recv.seconds, "pgbench run");
+            mix.weir_seconds.push(weir.seconds);
+            mix.recvlogical_seconds.push(recv.seconds);
+            mix.weir_cpu_seconds.push(weir.cpu_seconds);
+            mix.recvlogical_cpu_seconds.push(recv.cpu_seconds);
         }
         let (latencies_us, latency_achieved_rate) =
             if options.latency_seconds > 0 { self.latency_run().await? } else { (Vec::new(), 0.0) };
@@ -338,7 +361,12 @@ impl Bench {
     }
 
     /// One workload, then both readers on its WAL: (weir seconds, pg_recvlogical seconds).
-    async fn throughput_run(&self, run: usize, workload: &str, changes: u64) -> Result<(f64, f64), CdcBenchError> {
+    async fn throughput_run(
+        &self,
+        run: usize,
+        workload: &str,
+        changes: u64,
+    ) -> Result<(Measured, Measured), CdcBenchError> {
         let (recv_slot, weir_slot) = ("weir_bench_recv", "weir_bench_weir");
         self.client.batch_execute("TRUNCATE bench_rows").await?;
         self.create_slot(recv_slot).await?;
@@ -373,9 +401,10 @@ impl Bench {
         Ok((weir, recv))
     }
 
-    fn recvlogical(&self, slot: &str, end: &str) -> Result<f64, CdcBenchError> {
+    fn recvlogical(&self, slot: &str, end: &str) -> Result<Measured, CdcBenchError> {
         let publication = format!("publication_names={PUBLICATION}");
         let endpos = format!("--endpos={end}");
+        let (_, children_before) = cpu_seconds();
         let started = Instant::now();
         self.tool(
             "pg_recvlogical",
@@ -394,7 +423,10 @@ impl Bench {
             ],
             "streaming the slot",
         )?;
-        Ok(started.elapsed().as_secs_f64())
+        let seconds = started.elapsed().as_secs_f64();
+        // A waited-for child's CPU time lands in this process's `cutime` / `cstime`.
+        let (_, children_after) = cpu_seconds();
+        Ok(Measured { seconds, cpu_seconds: children_after - children_before })
     }
 
     fn definition(&self, slot: &str, publication: &str, snapshot_mode: &str) -> ConnectorDefinition {
@@ -459,14 +491,16 @@ impl Bench {
         }
     }
 
-    async fn weir_catch_up(&self, slot: &str, changes: u64) -> Result<f64, CdcBenchError> {
+    async fn weir_catch_up(&self, slot: &str, changes: u64) -> Result<Measured, CdcBenchError> {
         let worker = self.worker("stream").await?;
+        let (own_before, _) = cpu_seconds();
         let started = Instant::now();
         worker.create(self.definition(slot, PUBLICATION, "never")).await?;
         let result = self.until_committed(&worker, changes).await;
         let seconds = started.elapsed().as_secs_f64();
+        let (own_after, _) = cpu_seconds();
         worker.shutdown().await;
-        result.map(|_| seconds)
+        result.map(|_| Measured { seconds, cpu_seconds: own_after - own_before })
     }
 
     async fn snapshot_run(&self, run: usize) -> Result<f64, CdcBenchError> {
@@ -544,6 +578,25 @@ impl Bench {
         steady.sort_unstable();
         Ok((steady, achieved))
     }
+}
+
+/// One reader's run.
+#[derive(Debug, Clone, Copy)]
+struct Measured {
+    seconds: f64,
+    cpu_seconds: f64,
+}
+
+/// CPU seconds (user + system) of this process and of its waited-for children, from
+/// `/proc/self/stat` (in clock ticks: Linux's `USER_HZ` is 100). NaN where there is no procfs.
+fn cpu_seconds() -> (f64, f64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return (f64::NAN, f64::NAN) };
+    // After the command name in parentheses, the fields from 3 (`state`) on; utime, stime,
+    // cutime and cstime are fields 14 to 17.
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |field: usize| fields.get(field - 3).and_then(|value| value.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    ((ticks(14) + ticks(15)) / 100.0, (ticks(16) + ticks(17)) / 100.0)
 }
 
 /// Follow `topic` until `total` records were read: for each, now minus its `written_us`, in order.

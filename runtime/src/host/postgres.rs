@@ -115,8 +115,17 @@ fn sql_error(error: &tokio_postgres::Error) -> PgError {
     }
 }
 
+/// SQLSTATE `object_in_use`: for a replication slot, "is active for PID n". A task that restarts
+/// quickly can find its previous session still holding the slot on the server for a moment.
+const SQLSTATE_OBJECT_IN_USE: &str = "SQLSTATE 55006";
+
 fn replication_error(error: &pgwire_replication::PgWireError) -> PgError {
     match error {
+        // pgwire-replication renders the server's error with its code: the code, not the
+        // prose, decides. Retriable, as the previous session goes away.
+        pgwire_replication::PgWireError::Server(message) if message.contains(SQLSTATE_OBJECT_IN_USE) => {
+            PgError::Connection(format!("the slot is still held by another session: {message}"))
+        }
         pgwire_replication::PgWireError::Server(message) => PgError::Server(message.clone()),
         pgwire_replication::PgWireError::Auth(message) => PgError::Server(format!("authentication failed: {message}")),
         other => PgError::Connection(other.to_string()),
@@ -373,4 +382,21 @@ fn to_wit_event(event: ReplicationEvent) -> Option<wit::WalEvent> {
         }),
         ReplicationEvent::StoppedAt { .. } => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_held_by_another_session_is_retriable_other_server_errors_are_not() {
+        let held = pgwire_replication::PgWireError::Server(
+            "ERROR: replication slot \"weir\" is active for PID 4242 (SQLSTATE 55006)".into(),
+        );
+        assert!(matches!(replication_error(&held), PgError::Connection(_)));
+        let missing = pgwire_replication::PgWireError::Server(
+            "ERROR: replication slot \"weir\" does not exist (SQLSTATE 42704)".into(),
+        );
+        assert!(matches!(replication_error(&missing), PgError::Server(_)));
+    }
 }
