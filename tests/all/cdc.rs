@@ -740,3 +740,57 @@ async fn cdc_int8_beyond_2_pow_53_is_exact_and_float_nan_and_infinity_are_string
     assert!(value.contains("\"id\":9007199254740993"), "{value}");
     worker.shutdown().await;
 }
+
+/// `snapshot.mode`: `never` streams only what changes after the start; `initial_only` reads the
+/// table and streams nothing; `when_needed` snapshots again when the slot is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdc_snapshot_modes_never_initial_only_and_when_needed() {
+    let postgres = Postgres::start();
+    postgres.sql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2);");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let never = json!({ "snapshot.mode": "never", "slot.name": "weir_never" });
+    let worker = start_worker(dir.path(), definition(&postgres, true, never)).await;
+    wait_until_streaming(&postgres, "weir_never").await;
+    postgres.sql("INSERT INTO t VALUES (3)");
+    let records = wait_for(&worker, "pg.public.t", 1).await;
+    assert_eq!(ops(&records), ["c"], "no snapshot with never: {records:?}");
+    assert_eq!(records[0].0, json!({ "id": 3 }));
+    worker.shutdown().await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let initial_only = json!({ "snapshot.mode": "initial_only", "slot.name": "weir_initial_only" });
+    let worker = start_worker(dir.path(), definition(&postgres, true, initial_only)).await;
+    let records = wait_for(&worker, "pg.public.t", 3).await;
+    assert_eq!(ops(&records), ["r", "r", "r"]);
+    postgres.sql("INSERT INTO t VALUES (4)");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(read_topic(&worker, "pg.public.t").len(), 3, "initial_only streams nothing after the snapshot");
+    worker.shutdown().await;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let when_needed = json!({ "snapshot.mode": "when_needed", "slot.name": "weir_when_needed" });
+    let worker = start_worker(dir.path(), definition(&postgres, true, when_needed.clone())).await;
+    assert_eq!(ops(&wait_for(&worker, "pg.public.t", 4).await), ["r", "r", "r", "r"]);
+    worker.shutdown().await;
+    drop(worker);
+    postgres.sql("SELECT pg_drop_replication_slot('weir_when_needed')");
+    let worker = start_worker(dir.path(), definition(&postgres, true, when_needed)).await;
+    let records = wait_for(&worker, "pg.public.t", 8).await;
+    assert_eq!(ops(&records), ["r", "r", "r", "r", "r", "r", "r", "r"], "read again with the slot gone");
+    worker.shutdown().await;
+}
+
+/// Wait until the slot exists and its stream is active (changes from now on are captured).
+async fn wait_until_streaming(postgres: &Postgres, slot: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let active =
+            postgres.sql(&format!("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{slot}' AND active"));
+        if active == "1" {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "slot {slot} never became active");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
