@@ -364,6 +364,15 @@ fn sunk_ids(file: &Path) -> Vec<u64> {
         .collect()
 }
 
+/// A postgres-cdc manifest for `weir run` against the test server, with `extra` config lines.
+fn cdc_manifest(port: u16, slot: &str, extra: &str) -> String {
+    format!(
+        "name: cdc\nconnector.class: postgres-cdc\nconfig:\n  database.hostname: 127.0.0.1\n  database.port: {port}\n  \
+         database.user: postgres\n  database.dbname: postgres\n  topic.prefix: pg\n  slot.name: {slot}\n{extra}\
+         grants:\n  postgres:\n    - host: 127.0.0.1\n      port: {port}\n      database: postgres\n"
+    )
+}
+
 #[test]
 fn cdc_sigkill_of_weir_mid_stream_loses_no_change() {
     let postgres = std::sync::Arc::new(Postgres::start());
@@ -373,21 +382,7 @@ fn cdc_sigkill_of_weir_mid_stream_loses_no_change() {
     std::fs::write(
         &manifest,
         format!(
-            "name: cdc
-connector.class: postgres-cdc
-config:
-  database.hostname: 127.0.0.1
-  database.port: {port}
-  database.user: postgres
-  database.dbname: postgres
-  topic.prefix: pg
-  slot.name: weir_kill
-grants:
-  postgres:
-    - host: 127.0.0.1
-      port: {port}
-      database: postgres
----
+            "{}---
 name: cdc-file
 connector.class: file-sink
 config:
@@ -398,7 +393,7 @@ grants:
     - path: ./out
       access: read-write
 ",
-            port = postgres.port
+            cdc_manifest(postgres.port, "weir_kill", "")
         ),
     )
     .expect("write manifest");
@@ -575,25 +570,10 @@ fn cdc_sigkill_during_the_snapshot_then_the_replayed_topic_reproduces_the_table(
     let manifest = dir.path().join("cdc.yaml");
     std::fs::write(
         &manifest,
-        format!(
-            "name: cdc
-connector.class: postgres-cdc
-config:
-  database.hostname: 127.0.0.1
-  database.port: {port}
-  database.user: postgres
-  database.dbname: postgres
-  topic.prefix: pg
-  slot.name: weir_interrupted
-  table.include.list: public\\.big
-  heartbeat.interval.ms: 200
-grants:
-  postgres:
-    - host: 127.0.0.1
-      port: {port}
-      database: postgres
-",
-            port = postgres.port
+        cdc_manifest(
+            postgres.port,
+            "weir_interrupted",
+            "  table.include.list: public\\.big\n  heartbeat.interval.ms: 200\n",
         ),
     )
     .expect("write manifest");

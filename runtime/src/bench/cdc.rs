@@ -28,25 +28,40 @@ const PUBLICATION: &str = "weir_bench";
 const SNAPSHOT_PUBLICATION: &str = "weir_bench_snapshot";
 const LATENCY_PUBLICATION: &str = "weir_bench_latency";
 
-/// Where the server is and what to run.
-#[derive(Debug, Clone)]
+/// Where the server is and what to run (the `weir bench-cdc` flags).
+#[derive(Debug, Clone, clap::Args)]
 pub struct CdcBenchOptions {
+    #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
+    #[arg(long, default_value_t = 5432)]
     pub port: u16,
+    #[arg(long, default_value = "postgres")]
     pub user: String,
+    #[arg(long, default_value = "postgres")]
     pub database: String,
     /// Where `pg_recvlogical` and `pgbench` are (default: `pg_config --bindir`).
+    #[arg(long)]
     pub bindir: Option<PathBuf>,
+    /// Runs per workload; medians are reported.
+    #[arg(long, default_value_t = 5)]
     pub runs: usize,
     /// Rows inserted in the one-transaction workload (and snapshotted).
+    #[arg(long, default_value_t = 1_000_000)]
     pub rows: u64,
-    /// pgbench (TPC-B) clients and transactions per client of the small-transaction workload.
+    /// pgbench (TPC-B) clients of the small-transaction workload.
+    #[arg(long, default_value_t = 4)]
     pub pgbench_clients: u32,
+    /// pgbench transactions per client.
+    #[arg(long, default_value_t = 10_000)]
     pub pgbench_transactions: u32,
     /// Records per poll of the connector.
+    #[arg(long, default_value_t = 1000)]
     pub batch_size: u32,
-    /// Inserts per second of the latency workload, and for how long.
+    /// Inserts per second of the latency run.
+    #[arg(long, default_value_t = 5000)]
     pub latency_rate: u32,
+    /// Seconds of the latency run (0: skip it).
+    #[arg(long, default_value_t = 20)]
     pub latency_seconds: u32,
 }
 

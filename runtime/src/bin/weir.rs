@@ -106,39 +106,7 @@ enum Command {
     },
     /// Benchmark the postgres-cdc connector against pg_recvlogical on a running Postgres
     /// (`wal_level=logical`, superuser; tests/bench/cdc.sh starts a throwaway one).
-    BenchCdc {
-        #[arg(long, default_value = "127.0.0.1")]
-        host: String,
-        #[arg(long, default_value_t = 5432)]
-        port: u16,
-        #[arg(long, default_value = "postgres")]
-        user: String,
-        #[arg(long, default_value = "postgres")]
-        database: String,
-        /// Where pg_recvlogical and pgbench are (default: `pg_config --bindir`).
-        #[arg(long)]
-        bindir: Option<PathBuf>,
-        /// Runs per workload; medians are reported.
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
-        /// Rows of the one-transaction insert workload and of the snapshot.
-        #[arg(long, default_value_t = 1_000_000)]
-        rows: u64,
-        #[arg(long, default_value_t = 4)]
-        pgbench_clients: u32,
-        /// pgbench transactions per client.
-        #[arg(long, default_value_t = 10_000)]
-        pgbench_transactions: u32,
-        /// Records per poll of the connector.
-        #[arg(long, default_value_t = 1000)]
-        batch_size: u32,
-        /// Inserts per second of the latency run.
-        #[arg(long, default_value_t = 5000)]
-        latency_rate: u32,
-        /// Seconds of the latency run (0: skip it).
-        #[arg(long, default_value_t = 20)]
-        latency_seconds: u32,
-    },
+    BenchCdc(CdcBenchOptions),
 }
 
 fn parse_flush(text: &str) -> Result<FlushPolicy, String> {
@@ -250,34 +218,7 @@ async fn run(cli: Cli, log_levels: Arc<LogLevels>) -> anyhow::Result<ExitCode> {
             println!("{report}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::BenchCdc {
-            host,
-            port,
-            user,
-            database,
-            bindir,
-            runs,
-            rows,
-            pgbench_clients,
-            pgbench_transactions,
-            batch_size,
-            latency_rate,
-            latency_seconds,
-        } => {
-            let options = CdcBenchOptions {
-                host,
-                port,
-                user,
-                database,
-                bindir,
-                runs,
-                rows,
-                pgbench_clients,
-                pgbench_transactions,
-                batch_size,
-                latency_rate,
-                latency_seconds,
-            };
+        Command::BenchCdc(options) => {
             let report = bench::cdc::run(&options).await.context("while benchmarking CDC")?;
             println!("{report}");
             Ok(ExitCode::SUCCESS)
