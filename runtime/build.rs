@@ -64,13 +64,13 @@ fn emit_commit(root: &Path) {
         return;
     }
     println!("cargo:rerun-if-changed={}", git.join("HEAD").display());
-    if let Ok(head) = std::fs::read_to_string(git.join("HEAD")) {
-        if let Some(reference) = head.trim().strip_prefix("ref: ") {
-            // Only files that exist: a missing one would make every build rerun this script.
-            for watched in [git.join(reference), git.join("packed-refs")] {
-                if watched.exists() {
-                    println!("cargo:rerun-if-changed={}", watched.display());
-                }
+    if let Ok(head) = std::fs::read_to_string(git.join("HEAD"))
+        && let Some(reference) = head.trim().strip_prefix("ref: ")
+    {
+        // Only files that exist: a missing one would make every build rerun this script.
+        for watched in [git.join(reference), git.join("packed-refs")] {
+            if watched.exists() {
+                println!("cargo:rerun-if-changed={}", watched.display());
             }
         }
     }

@@ -274,10 +274,10 @@ impl Chain {
     /// the transform that could not handle it.
     pub(crate) fn apply(&self, mut record: Record) -> Result<Option<Record>, TransformError> {
         for step in &self.steps {
-            if let Some((index, negate)) = step.predicate {
-                if self.predicates[index].matches(&record) == negate {
-                    continue;
-                }
+            if let Some((index, negate)) = step.predicate
+                && self.predicates[index].matches(&record) == negate
+            {
+                continue;
             }
             match apply(&step.op, record) {
                 Ok(Some(next)) => record = next,

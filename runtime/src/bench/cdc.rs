@@ -92,6 +92,16 @@ pub struct Throughput {
     pub recvlogical_cpu_seconds: Vec<f64>,
 }
 
+impl Throughput {
+    /// Add one run of both readers.
+    fn record(&mut self, weir: Measured, recv: Measured) {
+        self.weir_seconds.push(weir.seconds);
+        self.recvlogical_seconds.push(recv.seconds);
+        self.weir_cpu_seconds.push(weir.cpu_seconds);
+        self.recvlogical_cpu_seconds.push(recv.cpu_seconds);
+    }
+}
+
 fn median(values: impl IntoIterator<Item = f64>) -> f64 {
     let mut sorted: Vec<f64> = values.into_iter().collect();
     sorted.sort_by(f64::total_cmp);
@@ -286,20 +296,14 @@ impl Bench {
         for run in 0..options.runs {
             let (weir, recv) = self.throughput_run(run, "bulk", bulk.changes).await?;
             tracing::info!(run, weir = weir.seconds, recv = recv.seconds, "bulk run");
-            bulk.weir_seconds.push(weir.seconds);
-            bulk.recvlogical_seconds.push(recv.seconds);
-            bulk.weir_cpu_seconds.push(weir.cpu_seconds);
-            bulk.recvlogical_cpu_seconds.push(recv.cpu_seconds);
+            bulk.record(weir, recv);
             // The bulk rows are there now: snapshot them.
             let seconds = self.snapshot_run(run).await?;
             tracing::info!(run, seconds, "snapshot run");
             snapshot_seconds.push(seconds);
             let (weir, recv) = self.throughput_run(run, "pgbench", mix.changes).await?;
             tracing::info!(run, weir = weir.seconds, recv = recv.seconds, "pgbench run");
-            mix.weir_seconds.push(weir.seconds);
-            mix.recvlogical_seconds.push(recv.seconds);
-            mix.weir_cpu_seconds.push(weir.cpu_seconds);
-            mix.recvlogical_cpu_seconds.push(recv.cpu_seconds);
+            mix.record(weir, recv);
         }
         let (latencies_us, latency_achieved_rate) =
             if options.latency_seconds > 0 { self.latency_run().await? } else { (Vec::new(), 0.0) };
