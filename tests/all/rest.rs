@@ -443,20 +443,7 @@ fn openapi_lists_every_route_the_router_serves() {
 
 fn sink_manifest(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("sink.yaml");
-    std::fs::write(
-        &path,
-        "name: orders-file
-connector.class: file-sink
-config:
-  topics: orders
-  file: ./out/orders.txt
-grants:
-  filesystem:
-    - path: ./out
-      access: read-write
-",
-    )
-    .expect("write manifest");
+    std::fs::write(&path, crate::support::FILE_SINK_MANIFEST).expect("write manifest");
     path
 }
 

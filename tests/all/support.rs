@@ -138,6 +138,18 @@ pub(crate) fn distinct(ids: &[u64]) -> (usize, usize) {
     (counts.len(), duplicates)
 }
 
+/// The `orders-file` sink: topic `orders` into `./out/orders.txt`.
+pub(crate) const FILE_SINK_MANIFEST: &str = "name: orders-file
+connector.class: file-sink
+config:
+  topics: orders
+  file: ./out/orders.txt
+grants:
+  filesystem:
+    - path: ./out
+      access: read-write
+";
+
 /// A datagen → file-sink pipeline manifest in `dir`.
 pub(crate) fn pipeline_manifest(dir: &Path, iterations: u64, partitions: u32, max_interval: u64) -> PathBuf {
     let path = dir.join("pipeline.yaml");
@@ -153,17 +165,7 @@ config:
   iterations: {iterations}
   max.interval: {max_interval}
 ---
-name: orders-file
-connector.class: file-sink
-tasks.max: 1
-config:
-  topics: orders
-  file: ./out/orders.txt
-grants:
-  filesystem:
-    - path: ./out
-      access: read-write
-"
+{FILE_SINK_MANIFEST}"
         ),
     )
     .expect("write manifest");

@@ -16,8 +16,8 @@ pub(crate) fn imports_of(engine: &wasmtime::Engine, component: &wasmtime::compon
 
 /// What a granted interface needs, by the package and interface name before `@`.
 enum Need {
-    /// A grant in the manifest's `grants.<key>`.
-    Grant(&'static str),
+    /// A grant in the manifest's `grants.<key>`, present when the check says so.
+    Grant(&'static str, fn(&Grants) -> bool),
     /// Nothing weir grants: network access goes through the host capabilities.
     Never,
 }
@@ -25,18 +25,10 @@ enum Need {
 fn need_of(interface: &str) -> Option<Need> {
     let unversioned = interface.split('@').next().unwrap_or(interface);
     match unversioned {
-        "weir:connector/postgres" => Some(Need::Grant("postgres")),
-        "wasi:filesystem/preopens" => Some(Need::Grant("filesystem")),
+        "weir:connector/postgres" => Some(Need::Grant("postgres", |grants| !grants.postgres.is_empty())),
+        "wasi:filesystem/preopens" => Some(Need::Grant("filesystem", |grants| !grants.filesystem.is_empty())),
         _ if unversioned.starts_with("wasi:sockets/") || unversioned.starts_with("wasi:http/") => Some(Need::Never),
         _ => None,
-    }
-}
-
-fn granted(grants: &Grants, key: &str) -> bool {
-    match key {
-        "postgres" => !grants.postgres.is_empty(),
-        "filesystem" => !grants.filesystem.is_empty(),
-        _ => false,
     }
 }
 
@@ -46,8 +38,8 @@ pub(crate) fn ungranted(imports: &[String], grants: &Grants) -> Vec<FieldError> 
     imports
         .iter()
         .filter_map(|interface| match need_of(interface)? {
-            Need::Grant(key) if granted(grants, key) => None,
-            Need::Grant(key) => Some(FieldError::new(
+            Need::Grant(_, granted) if granted(grants) => None,
+            Need::Grant(key, _) => Some(FieldError::new(
                 format!("grants.{key}"),
                 format!(
                     "the component imports `{interface}`, which this connector's grants do not open: add \
