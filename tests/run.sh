@@ -18,6 +18,12 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
     fi
 fi
 
+# What reviewers check: formatting, and clippy with the lints the workspace declares (Cargo.toml's
+# [workspace.lints], clippy.toml) as errors.
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
 # Two cores: one test thread per core keeps the end-to-end tests (which start real processes)
 # from starving each other.
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}"

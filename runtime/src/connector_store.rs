@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use weir_broker::{Log, LogError};
+use crate::log::{EventLog, Generation, LogError};
 
 use crate::keyed_store::KeyedStore;
 use crate::manifest::ConnectorDefinition;
@@ -21,6 +21,9 @@ pub const STATUS_TOPIC: &str = "weir-status";
 
 const DEFINITIONS: &str = "connector";
 const TARGETS: &str = "target";
+/// The worker's own entries (its generation counter).
+const WORKER: &str = "worker";
+const GENERATION: &str = "generation";
 
 /// What a connector should be doing, as asked by the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -55,16 +58,31 @@ impl TargetState {
 pub struct ConnectorStore {
     configs: KeyedStore,
     status: KeyedStore,
+    /// The generation this worker writes with.
+    generation: Generation,
 }
 
 impl ConnectorStore {
     /// # Errors
     /// When an internal topic cannot be created or replayed.
-    pub fn open(log: Arc<Log>) -> Result<Self, LogError> {
-        Ok(Self {
-            configs: KeyedStore::open(log.clone(), CONFIGS_TOPIC)?,
-            status: KeyedStore::open(log, STATUS_TOPIC)?,
-        })
+    pub async fn open(log: Arc<dyn EventLog>) -> Result<Self, LogError> {
+        let configs = KeyedStore::open(log.clone(), CONFIGS_TOPIC).await?;
+        let status = KeyedStore::open(log, STATUS_TOPIC).await?;
+        // Standalone, each start of the worker is a generation: one more than the last stored.
+        let last = configs
+            .get(WORKER, GENERATION.as_bytes())
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
+            .map_or(0, u64::from_le_bytes);
+        let generation = Generation(last + 1);
+        configs
+            .put_all(WORKER, vec![(GENERATION.as_bytes(), Some(&generation.0.to_le_bytes()[..]))], generation)
+            .await?;
+        Ok(Self { configs, status, generation })
+    }
+
+    /// The generation of this start of the worker.
+    pub fn generation(&self) -> Generation {
+        self.generation
     }
 
     /// Every stored connector with its target state, by name. Entries that no longer parse are
@@ -95,35 +113,37 @@ impl ConnectorStore {
 
     /// # Errors
     /// When the append fails.
-    pub fn put(&self, definition: &ConnectorDefinition, target: TargetState) -> Result<(), LogError> {
+    pub async fn put(&self, definition: &ConnectorDefinition, target: TargetState) -> Result<(), LogError> {
         let json = serde_json::to_vec(definition).unwrap_or_default();
-        self.configs.put_all(DEFINITIONS, [(definition.name.as_bytes(), Some(json.as_slice()))])?;
-        self.put_target(&definition.name, target)
+        self.configs
+            .put_all(DEFINITIONS, vec![(definition.name.as_bytes(), Some(json.as_slice()))], self.generation)
+            .await?;
+        self.put_target(&definition.name, target).await
     }
 
     /// # Errors
     /// When the append fails.
-    pub fn put_target(&self, name: &str, target: TargetState) -> Result<(), LogError> {
-        self.configs.put_all(TARGETS, [(name.as_bytes(), Some(target.as_str().as_bytes()))])
+    pub async fn put_target(&self, name: &str, target: TargetState) -> Result<(), LogError> {
+        self.configs.put_all(TARGETS, vec![(name.as_bytes(), Some(target.as_str().as_bytes()))], self.generation).await
     }
 
     /// Forget a connector's config, target state and statuses.
     ///
     /// # Errors
     /// When an append fails.
-    pub fn remove(&self, name: &str) -> Result<(), LogError> {
-        self.configs.put_all(DEFINITIONS, [(name.as_bytes(), None)])?;
-        self.configs.put_all(TARGETS, [(name.as_bytes(), None)])?;
-        self.status.clear(name)
+    pub async fn remove(&self, name: &str) -> Result<(), LogError> {
+        self.configs.put_all(DEFINITIONS, vec![(name.as_bytes(), None)], self.generation).await?;
+        self.configs.put_all(TARGETS, vec![(name.as_bytes(), None)], self.generation).await?;
+        self.status.clear(name, self.generation).await
     }
 
     /// Record a status (`connector`, `task-<id>` or `topics`).
     ///
     /// # Errors
     /// When the append fails.
-    pub fn put_status(&self, name: &str, key: &str, status: &serde_json::Value) -> Result<(), LogError> {
+    pub async fn put_status(&self, name: &str, key: &str, status: &serde_json::Value) -> Result<(), LogError> {
         let json = status.to_string();
-        self.status.put_all(name, [(key.as_bytes(), Some(json.as_bytes()))])
+        self.status.put_all(name, vec![(key.as_bytes(), Some(json.as_bytes()))], self.generation).await
     }
 
     pub fn status(&self, name: &str, key: &str) -> Option<serde_json::Value> {

@@ -8,7 +8,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use weir_broker::{Bytes, CleanupPolicy, Log, LogError, Record, TopicConfig};
+use crate::log::{
+    Bytes, CleanupPolicy, EventLog, FetchRequest, Generation, LogError, PartitionBatch, Record, TopicConfig,
+};
 
 /// Bytes read per replay step.
 const REPLAY_CHUNK: usize = 1 << 20;
@@ -16,10 +18,13 @@ const REPLAY_CHUNK: usize = 1 << 20;
 /// One connector's entries.
 pub(crate) type Entries = BTreeMap<Vec<u8>, Vec<u8>>;
 
+/// Changes to one connector's entries: key, and the new value or `None` to delete.
+pub(crate) type Changes<'a> = Vec<(&'a [u8], Option<&'a [u8]>)>;
+
 /// A connector-namespaced map backed by an internal topic.
 #[derive(Debug)]
 pub(crate) struct KeyedStore {
-    log: Arc<Log>,
+    log: Arc<dyn EventLog>,
     topic: &'static str,
     entries: Mutex<HashMap<String, Entries>>,
 }
@@ -29,16 +34,19 @@ impl KeyedStore {
     ///
     /// # Errors
     /// When the topic cannot be created or read.
-    pub(crate) fn open(log: Arc<Log>, topic: &'static str) -> Result<Self, LogError> {
+    pub(crate) async fn open(log: Arc<dyn EventLog>, topic: &'static str) -> Result<Self, LogError> {
         log.ensure_topic(
             topic,
             TopicConfig { partitions: 1, cleanup_policy: CleanupPolicy::Compact, ..TopicConfig::default() },
-        )?;
+        )
+        .await?;
         let mut entries: HashMap<String, Entries> = HashMap::new();
-        let mut next = log.start_offset(topic, 0)?;
-        let end = log.end_offset(topic, 0)?;
-        while next < end {
-            let records = log.read(topic, 0, next, REPLAY_CHUNK)?;
+        let range = log.offset_range(topic, 0).await?;
+        let mut next = range.start;
+        while next < range.end {
+            let request = FetchRequest { topic: topic.to_owned(), partition: 0, from: next };
+            let fetched = log.fetch(vec![request], REPLAY_CHUNK, usize::MAX).await?;
+            let Some(records) = fetched.into_iter().next().map(|partition| partition.records) else { break };
             let Some(last) = records.last() else { break };
             next = last.offset + 1;
             for record in records {
@@ -70,22 +78,11 @@ impl KeyedStore {
         self.lock().get(connector).and_then(|map| map.get(key).cloned())
     }
 
-    /// Write several entries of one connector in one append (`None` deletes). Durable per the
-    /// log's flush policy when this returns; only then is the in-memory map updated.
-    ///
-    /// # Errors
-    /// When the append fails; the map is then unchanged.
-    pub(crate) fn put_all<'a>(
-        &self,
-        connector: &str,
-        changes: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
-    ) -> Result<(), LogError> {
-        let changes: Vec<_> = changes.into_iter().collect();
-        if changes.is_empty() {
-            return Ok(());
-        }
+    /// The records that store `changes`, for a caller that appends them itself (together with
+    /// other records) and then calls [`KeyedStore::apply`].
+    pub(crate) fn batch(&self, connector: &str, changes: &Changes<'_>) -> PartitionBatch {
         let now = now_ms();
-        let records: Vec<Record> = changes
+        let records = changes
             .iter()
             .map(|(key, value)| Record {
                 key: Some(Bytes::from(join_key(connector, key))),
@@ -94,7 +91,11 @@ impl KeyedStore {
                 timestamp: now,
             })
             .collect();
-        self.log.append(self.topic, 0, &records)?;
+        PartitionBatch { topic: self.topic.to_owned(), partition: 0, records }
+    }
+
+    /// Update the in-memory map after the records of `changes` are durable.
+    pub(crate) fn apply(&self, connector: &str, changes: Changes<'_>) {
         let mut entries = self.lock();
         let map = entries.entry(connector.to_owned()).or_default();
         for (key, value) in changes {
@@ -103,6 +104,25 @@ impl KeyedStore {
                 None => map.remove(key),
             };
         }
+    }
+
+    /// Write several entries of one connector in one append (`None` deletes). Durable per the
+    /// log's flush policy when this returns; only then is the in-memory map updated.
+    ///
+    /// # Errors
+    /// When the append fails; the map is then unchanged.
+    pub(crate) async fn put_all(
+        &self,
+        connector: &str,
+        changes: Changes<'_>,
+        generation: Generation,
+    ) -> Result<(), LogError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let batch = self.batch(connector, &changes);
+        self.log.append(Arc::from([batch]), generation).await?;
+        self.apply(connector, changes);
         Ok(())
     }
 
@@ -110,9 +130,9 @@ impl KeyedStore {
     ///
     /// # Errors
     /// When the append fails.
-    pub(crate) fn clear(&self, connector: &str) -> Result<(), LogError> {
+    pub(crate) async fn clear(&self, connector: &str, generation: Generation) -> Result<(), LogError> {
         let keys: Vec<Vec<u8>> = self.entries(connector).into_keys().collect();
-        self.put_all(connector, keys.iter().map(|key| (key.as_slice(), None)))
+        self.put_all(connector, keys.iter().map(|key| (key.as_slice(), None)).collect(), generation).await
     }
 }
 
@@ -143,6 +163,7 @@ pub(crate) fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::EmbeddedLog;
 
     #[test]
     fn keys_round_trip_with_any_bytes() {
@@ -151,22 +172,26 @@ mod tests {
         assert_eq!(split_key(&[5, 0, b'a']), None);
     }
 
-    #[test]
-    fn entries_survive_reopen_and_deletes_stick() {
+    #[tokio::test]
+    async fn entries_survive_reopen_and_deletes_stick() {
         let dir = tempfile::tempdir().unwrap();
+        let generation = Generation::default();
         {
-            let log = Log::open(dir.path(), Default::default()).unwrap();
-            let store = KeyedStore::open(log, "weir-test").unwrap();
-            store.put_all("a", [(&b"p1"[..], Some(&b"1"[..])), (&b"p2"[..], Some(&b"2"[..]))]).unwrap();
-            store.put_all("a", [(&b"p1"[..], Some(&b"3"[..]))]).unwrap();
-            store.put_all("b", [(&b"p1"[..], Some(&b"9"[..]))]).unwrap();
-            store.put_all("a", [(&b"p2"[..], None)]).unwrap();
+            let log: Arc<dyn EventLog> = Arc::new(EmbeddedLog::open(dir.path(), Default::default()).await.unwrap());
+            let store = KeyedStore::open(log, "weir-test").await.unwrap();
+            store
+                .put_all("a", vec![(&b"p1"[..], Some(&b"1"[..])), (&b"p2"[..], Some(&b"2"[..]))], generation)
+                .await
+                .unwrap();
+            store.put_all("a", vec![(&b"p1"[..], Some(&b"3"[..]))], generation).await.unwrap();
+            store.put_all("b", vec![(&b"p1"[..], Some(&b"9"[..]))], generation).await.unwrap();
+            store.put_all("a", vec![(&b"p2"[..], None)], generation).await.unwrap();
         }
-        let log = Log::open(dir.path(), Default::default()).unwrap();
-        let store = KeyedStore::open(log, "weir-test").unwrap();
+        let log: Arc<dyn EventLog> = Arc::new(EmbeddedLog::open(dir.path(), Default::default()).await.unwrap());
+        let store = KeyedStore::open(log, "weir-test").await.unwrap();
         assert_eq!(store.entries("a").into_iter().collect::<Vec<_>>(), vec![(b"p1".to_vec(), b"3".to_vec())]);
         assert_eq!(store.get("b", b"p1"), Some(b"9".to_vec()));
-        store.clear("b").unwrap();
+        store.clear("b", generation).await.unwrap();
         assert!(store.entries("b").is_empty());
     }
 }

@@ -8,12 +8,16 @@ use std::fmt::Write;
 
 use weir_connector_sdk::Kind;
 
+use crate::herder::{Herder, TaskSnapshot};
 use crate::task::State;
-use crate::worker::Worker;
 
 /// Render every metric of the worker.
-pub fn render(worker: &Worker) -> String {
-    let snapshots = worker.snapshot();
+pub async fn render(herder: &dyn Herder) -> String {
+    let snapshots = herder.statuses();
+    let mut lags = Vec::new();
+    for connector in snapshots.iter().filter(|connector| connector.kind == Kind::Sink) {
+        lags.push((connector.name.clone(), herder.sink_lag(&connector.name).await));
+    }
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_millis() as i64)
@@ -26,7 +30,7 @@ pub fn render(worker: &Worker) -> String {
             let _ = writeln!(out, "{name}{{{labels}}} {value}");
         }
     };
-    let task_rows = |select: &dyn Fn(&crate::worker::TaskSnapshot, Kind) -> Option<String>| -> Vec<(String, String)> {
+    let task_rows = |select: &dyn Fn(&TaskSnapshot, Kind) -> Option<String>| -> Vec<(String, String)> {
         snapshots
             .iter()
             .flat_map(|connector| {
@@ -101,17 +105,12 @@ pub fn render(worker: &Worker) -> String {
     for (name, rows) in gauges {
         family(&format!("weir_connector_{name}"), "gauge", "Reported by the connector (log.gauge).", rows);
     }
-    let lag_rows: Vec<(String, String)> = snapshots
-        .iter()
-        .filter(|connector| connector.kind == Kind::Sink)
-        .flat_map(|connector| {
-            worker.sink_lag(&connector.name).into_iter().map(move |(topic, partition, lag)| {
+    let lag_rows: Vec<(String, String)> = lags
+        .into_iter()
+        .flat_map(|(name, lag)| {
+            lag.into_iter().map(move |(topic, partition, lag)| {
                 (
-                    format!(
-                        "connector=\"{}\",topic=\"{}\",partition=\"{partition}\"",
-                        escape(&connector.name),
-                        escape(&topic)
-                    ),
+                    format!("connector=\"{}\",topic=\"{}\",partition=\"{partition}\"", escape(&name), escape(&topic)),
                     lag.to_string(),
                 )
             })

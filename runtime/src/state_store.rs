@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use weir_broker::{Log, LogError};
+use crate::log::{Batches, EventLog, Generation, LogError};
 use weir_connector_sdk::SourceOffset;
 
 use crate::keyed_store::KeyedStore;
@@ -22,8 +22,8 @@ pub struct StateStore {
 impl StateStore {
     /// # Errors
     /// When the internal topic cannot be created or replayed.
-    pub fn open(log: Arc<Log>) -> Result<Self, LogError> {
-        Ok(Self { store: KeyedStore::open(log, STATE_TOPIC)? })
+    pub async fn open(log: Arc<dyn EventLog>) -> Result<Self, LogError> {
+        Ok(Self { store: KeyedStore::open(log, STATE_TOPIC).await? })
     }
 
     pub fn get(&self, connector: &str, key: &str) -> Option<Vec<u8>> {
@@ -32,14 +32,20 @@ impl StateStore {
 
     /// # Errors
     /// When the append fails.
-    pub fn set(&self, connector: &str, key: &str, value: Option<&[u8]>) -> Result<(), LogError> {
-        self.store.put_all(connector, [(key.as_bytes(), value)])
+    pub async fn set(
+        &self,
+        connector: &str,
+        key: &str,
+        value: Option<&[u8]>,
+        generation: Generation,
+    ) -> Result<(), LogError> {
+        self.store.put_all(connector, vec![(key.as_bytes(), value)], generation).await
     }
 
     /// # Errors
     /// When the append fails.
-    pub fn clear(&self, connector: &str) -> Result<(), LogError> {
-        self.store.clear(connector)
+    pub async fn clear(&self, connector: &str, generation: Generation) -> Result<(), LogError> {
+        self.store.clear(connector, generation).await
     }
 }
 
@@ -52,8 +58,8 @@ pub struct OffsetStore {
 impl OffsetStore {
     /// # Errors
     /// When the internal topic cannot be created or replayed.
-    pub fn open(log: Arc<Log>) -> Result<Self, LogError> {
-        Ok(Self { store: KeyedStore::open(log, OFFSETS_TOPIC)? })
+    pub async fn open(log: Arc<dyn EventLog>) -> Result<Self, LogError> {
+        Ok(Self { store: KeyedStore::open(log, OFFSETS_TOPIC).await? })
     }
 
     /// Every committed position of a connector.
@@ -69,18 +75,44 @@ impl OffsetStore {
     ///
     /// # Errors
     /// When the append fails (nothing is then stored).
-    pub fn commit(&self, connector: &str, positions: &[SourceOffset]) -> Result<(), LogError> {
-        self.store.put_all(
-            connector,
-            positions.iter().map(|offset| (offset.partition.as_slice(), Some(offset.position.as_slice()))),
-        )
+    pub async fn commit(
+        &self,
+        connector: &str,
+        positions: &[SourceOffset],
+        generation: Generation,
+    ) -> Result<(), LogError> {
+        self.store.put_all(connector, changes(positions), generation).await
+    }
+
+    /// Append a source task's records and then the positions covering them
+    /// ([`EventLog::append_with_offsets`]); the positions are durable and visible here when this
+    /// returns.
+    ///
+    /// # Errors
+    /// When an append fails; the positions are then not stored.
+    pub async fn append_with_positions(
+        &self,
+        log: &dyn EventLog,
+        connector: &str,
+        batches: Batches,
+        positions: &[SourceOffset],
+        generation: Generation,
+    ) -> Result<(), LogError> {
+        let offsets = self.store.batch(connector, &changes(positions));
+        log.append_with_offsets(batches, offsets, generation).await?;
+        self.store.apply(connector, changes(positions));
+        Ok(())
     }
 
     /// Remove every position of a connector.
     ///
     /// # Errors
     /// When the append fails.
-    pub fn reset(&self, connector: &str) -> Result<(), LogError> {
-        self.store.clear(connector)
+    pub async fn reset(&self, connector: &str, generation: Generation) -> Result<(), LogError> {
+        self.store.clear(connector, generation).await
     }
+}
+
+fn changes(positions: &[SourceOffset]) -> crate::keyed_store::Changes<'_> {
+    positions.iter().map(|offset| (offset.partition.as_slice(), Some(offset.position.as_slice()))).collect()
 }

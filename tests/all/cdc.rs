@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use weir_runtime::Herder as _;
 use weir_runtime::manifest::{ConnectorDefinition, Limits, PostgresGrant};
 use weir_runtime::task::State;
 use weir_runtime::{Worker, WorkerConfig};
@@ -15,30 +16,16 @@ use weir_runtime::{Worker, WorkerConfig};
 use crate::pg::Postgres;
 
 /// (key, value) of every record of `topic` (one partition), values parsed as JSON.
-fn read_topic(worker: &Worker, topic: &str) -> Vec<(Value, Value)> {
-    read_log(worker.log(), topic)
+async fn read_topic(worker: &Worker, topic: &str) -> Vec<(Value, Value)> {
+    read_log(&**worker.log(), topic).await
 }
 
-fn read_log(log: &weir_broker::Log, topic: &str) -> Vec<(Value, Value)> {
-    if !log.topics().iter().any(|name| name == topic) {
-        return Vec::new();
-    }
-    let mut records = Vec::new();
-    let mut from = 0;
-    loop {
-        let batch = log.read(topic, 0, from, 1 << 20).expect("read the topic");
-        if batch.is_empty() {
-            break;
-        }
-        for record in batch {
-            from = record.offset + 1;
-            let parse = |bytes: &Option<bytes::Bytes>| {
-                bytes.as_ref().map_or(Value::Null, |bytes| serde_json::from_slice(bytes).expect("JSON record"))
-            };
-            records.push((parse(&record.key), parse(&record.value)));
-        }
-    }
-    records
+async fn read_log(log: &dyn weir_runtime::log::EventLog, topic: &str) -> Vec<(Value, Value)> {
+    let parse = |bytes: &Option<bytes::Bytes>| {
+        bytes.as_ref().map_or(Value::Null, |bytes| serde_json::from_slice(bytes).expect("JSON record"))
+    };
+    let records = crate::support::read_partition(log, topic, 0).await;
+    records.iter().map(|record| (parse(&record.key), parse(&record.value))).collect()
 }
 
 fn definition(postgres: &Postgres, granted: bool, extra: Value) -> ConnectorDefinition {
@@ -78,7 +65,7 @@ async fn start_worker(dir: &Path, definition: ConnectorDefinition) -> Worker {
     let filter = std::env::var("WEIR_LOG").unwrap_or_else(|_| "warn".into());
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
     let worker = Worker::start(WorkerConfig::new(dir.join("data"))).await.expect("worker starts");
-    worker.create(definition).await.expect("create the connector");
+    worker.herder().create(definition).await.expect("create the connector");
     worker
 }
 
@@ -86,11 +73,11 @@ async fn start_worker(dir: &Path, definition: ConnectorDefinition) -> Worker {
 async fn wait_for(worker: &Worker, topic: &str, count: usize) -> Vec<(Value, Value)> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     loop {
-        let records = read_topic(worker, topic);
+        let records = read_topic(worker, topic).await;
         if records.len() >= count {
             return records;
         }
-        let snapshot = worker.snapshot();
+        let snapshot = worker.herder().statuses();
         let failed = snapshot
             .iter()
             .flat_map(|connector| connector.tasks.iter())
@@ -285,12 +272,13 @@ async fn cdc_snapshot_seam_under_a_concurrent_writer_has_no_gap_and_no_duplicate
         .collect();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
     let records = loop {
-        let records = read_topic(&worker, "pg.public.seam");
+        let records = read_topic(&worker, "pg.public.seam").await;
         if replay(&records) == expected {
             break records;
         }
         let failed = worker
-            .snapshot()
+            .herder()
+            .statuses()
             .iter()
             .flat_map(|connector| connector.tasks.clone())
             .find(|task| task.status.state == State::Failed);
@@ -343,7 +331,7 @@ async fn cdc_heartbeats_advance_the_slot_while_captured_tables_are_idle() {
         assert!(std::time::Instant::now() < deadline, "the idle slot never confirmed past {written}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(read_topic(&worker, "pg.public.idle").is_empty());
+    assert!(read_topic(&worker, "pg.public.idle").await.is_empty());
     worker.shutdown().await;
 }
 
@@ -434,7 +422,7 @@ grants:
 async fn failure(worker: &Worker) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let snapshot = worker.snapshot();
+        let snapshot = worker.herder().statuses();
         let task = snapshot.iter().flat_map(|connector| connector.tasks.iter()).next().map(|task| task.status.clone());
         if let Some(status) = task.filter(|status| status.state == State::Failed) {
             return status.trace.unwrap_or_default();
@@ -481,7 +469,7 @@ async fn cdc_waits_for_a_database_that_is_down_at_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     let worker = start_worker(dir.path(), definition(&postgres, true, json!({}))).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let snapshot = worker.snapshot();
+    let snapshot = worker.herder().statuses();
     assert!(
         snapshot.iter().flat_map(|connector| connector.tasks.iter()).all(|task| task.status.state != State::Failed),
         "a database that is down is retried, not a failure: {snapshot:?}"
@@ -513,7 +501,7 @@ async fn cdc_reports_snapshot_progress_retained_wal_and_lag_in_status_and_metric
     let written: i64 =
         postgres.sql(&format!("SELECT (pg_current_wal_lsn() - '{before}')::int8")).parse().expect("a byte count");
     assert!(written > 100_000, "only {written} bytes of WAL written");
-    let gauges = |worker: &Worker| worker.snapshot()[0].tasks[0].gauges.clone();
+    let gauges = |worker: &Worker| worker.herder().statuses()[0].tasks[0].gauges.clone();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let reported = loop {
         let reported = gauges(&worker);
@@ -530,12 +518,13 @@ async fn cdc_reports_snapshot_progress_retained_wal_and_lag_in_status_and_metric
     // restart_lsn <= confirmed_flush_lsn: the slot retains at least what is not confirmed.
     assert!(reported["slot_retained_wal_bytes"] >= reported["replication_lag_bytes"], "{reported:?}");
 
-    let metrics = weir_runtime::metrics::render(&worker);
+    let metrics = weir_runtime::metrics::render(worker.herder()).await;
     assert!(metrics.contains("weir_connector_snapshot_rows{connector=\"cdc\",task=\"0\"} 3200"), "{metrics}");
     assert!(metrics.contains("# TYPE weir_connector_slot_retained_wal_bytes gauge"), "{metrics}");
     assert!(metrics.contains("weir_connector_replication_lag_bytes{connector=\"cdc\",task=\"0\"} "), "{metrics}");
 
-    let router = weir_runtime::rest::router(weir_runtime::rest::ApiState { worker: worker.clone(), log_levels: None });
+    let router =
+        weir_runtime::rest::router(weir_runtime::rest::ApiState { herder: worker.herder_handle(), log_levels: None });
     let request = axum::http::Request::get("/connectors/cdc/status").body(axum::body::Body::empty()).expect("request");
     let response = router.oneshot(request).await.expect("an answer");
     assert_eq!(response.status(), 200);
@@ -616,9 +605,12 @@ fn cdc_sigkill_during_the_snapshot_then_the_replayed_topic_reproduces_the_table(
     let (status, _, stderr) = weir.terminate(Duration::from_secs(60));
     assert!(status.success(), "{stderr}");
 
-    let log = weir_broker::Log::open(dir.path().join("data").join("log"), weir_broker::LogConfig::default())
-        .expect("open the log");
-    let records = read_log(&log, "pg.public.big");
+    let records = tokio::runtime::Runtime::new().expect("a runtime").block_on(async {
+        let log = weir_runtime::log::EmbeddedLog::open(dir.path().join("data").join("log"), Default::default())
+            .await
+            .expect("open the log");
+        read_log(&log, "pg.public.big").await
+    });
     let expected: std::collections::BTreeMap<i64, i64> = postgres
         .sql("SELECT id, v FROM big")
         .lines()
@@ -670,14 +662,14 @@ async fn cdc_delete_drops_the_slot_and_only_its_own_publication_with_slot_drop_o
         extra["topic.prefix"] = json!(name);
         let mut definition = definition(&postgres, true, extra.clone());
         definition.name = name.into();
-        worker.create(definition).await.expect("create the connector");
+        worker.herder().create(definition).await.expect("create the connector");
         wait_for(&worker, &format!("{name}.public.d"), 1).await;
         let (slot, publication) =
             (extra["slot.name"].as_str().expect("slot"), extra["publication.name"].as_str().expect("pub"));
         assert_eq!(slot_exists(slot), "1", "{name}: the slot exists while the connector runs");
         assert_eq!(publication_exists(publication), "1", "{name}");
         // Deleted while its replication session is streaming: the slot is dropped once free.
-        worker.delete(name).await.expect("delete the connector");
+        worker.herder().delete(name).await.expect("delete the connector");
         assert_eq!(slot_exists(slot), slot_after, "{name}: slot {slot} after the deletion");
         assert_eq!(
             publication_exists(publication),
@@ -715,7 +707,7 @@ async fn cdc_int8_beyond_2_pow_53_is_exact_and_float_nan_and_infinity_are_string
         ]
     );
     // The digits as written, not a double's rounding (9007199254740992).
-    let raw = worker.log().read("pg.public.nums", 0, 0, 1 << 20).expect("read");
+    let raw = crate::support::read_partition(&**worker.log(), "pg.public.nums", 0).await;
     let value = String::from_utf8_lossy(raw[0].value.as_ref().expect("a value")).into_owned();
     assert!(value.contains("\"id\":9007199254740993"), "{value}");
     worker.shutdown().await;
@@ -745,7 +737,7 @@ async fn cdc_snapshot_modes_never_initial_only_and_when_needed() {
     assert_eq!(ops(&records), ["r", "r", "r"]);
     postgres.sql("INSERT INTO t VALUES (4)");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(read_topic(&worker, "pg.public.t").len(), 3, "initial_only streams nothing after the snapshot");
+    assert_eq!(read_topic(&worker, "pg.public.t").await.len(), 3, "initial_only streams nothing after the snapshot");
     worker.shutdown().await;
 
     let dir = tempfile::tempdir().expect("tempdir");

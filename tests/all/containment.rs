@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use weir_runtime::Herder as _;
 use weir_runtime::manifest::{ConnectorDefinition, Limits};
 use weir_runtime::task::State;
 use weir_runtime::{Worker, WorkerConfig};
@@ -41,10 +42,12 @@ async fn contain(mode: &str, limits: Limits) -> String {
     let worker = worker_with_faulty(dir.path()).await;
     let total = 20_000u64;
     worker
+        .herder()
         .create(definition("healthy-sink", "blackhole", serde_json::json!({ "topics": "healthy" }), Limits::default()))
         .await
         .expect("create sink");
     worker
+        .herder()
         .create(definition(
             "healthy-gen",
             "datagen",
@@ -54,13 +57,14 @@ async fn contain(mode: &str, limits: Limits) -> String {
         .await
         .expect("create source");
     worker
+        .herder()
         .create(definition("faulty", "faulty", serde_json::json!({ "topic": "bad", "mode": mode, "after": 3 }), limits))
         .await
         .expect("create faulty");
     let worker = Arc::new(worker);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     let trace = loop {
-        let snapshot = worker.snapshot();
+        let snapshot = worker.herder().statuses();
         let faulty = snapshot.iter().find(|connector| connector.name == "faulty").expect("faulty listed");
         let delivered: u64 = snapshot
             .iter()
@@ -145,7 +149,7 @@ async fn a_component_cannot_read_the_workers_environment_or_files() {
     let worker = worker_with_faulty(dir.path()).await;
     let snoop =
         definition("snoop", "faulty", serde_json::json!({ "topic": "seen", "mode": "snoop" }), Limits::default());
-    worker.create(snoop).await.expect("create");
+    worker.herder().create(snoop).await.expect("create");
     std::fs::create_dir_all(dir.path().join("granted")).expect("granted dir");
     let mut reader = definition(
         "reader",
@@ -157,15 +161,19 @@ async fn a_component_cannot_read_the_workers_environment_or_files() {
         path: dir.path().join("granted"),
         access: weir_runtime::manifest::Access::ReadOnly,
     });
-    worker.create(reader).await.expect("create reader");
+    worker.herder().create(reader).await.expect("create reader");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let record = loop {
-        let records: Vec<_> =
-            (0..2).flat_map(|partition| worker.log().read("seen", partition, 0, 1 << 16).unwrap_or_default()).collect();
+        let mut records = crate::support::read_partition(&**worker.log(), "seen", 0).await;
+        records.extend(crate::support::read_partition(&**worker.log(), "seen", 1).await);
         if let Some(record) = records.into_iter().next() {
             break record;
         }
-        assert!(std::time::Instant::now() < deadline, "no record from the snooping component: {:?}", worker.snapshot());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no record from the snooping component: {:?}",
+            worker.herder().statuses()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let seen: serde_json::Value = serde_json::from_slice(record.value.as_deref().expect("value")).expect("json");
@@ -173,8 +181,12 @@ async fn a_component_cannot_read_the_workers_environment_or_files() {
     // The file exists on the worker's side, but outside the grant the component finds nothing
     // there (file-source waits for a missing file to appear): nothing is ever read.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let reader = worker.connector_snapshot("reader").expect("reader");
+    let reader = worker.herder().status("reader").expect("reader");
     assert_eq!(reader.tasks[0].records, 0, "{reader:?}");
-    assert_eq!(worker.log().end_offset("hostname", 0).unwrap_or(0), 0, "nothing was read from /etc/hostname");
+    assert_eq!(
+        crate::support::end_offset(&**worker.log(), "hostname", 0).await,
+        0,
+        "nothing was read from /etc/hostname"
+    );
     worker.shutdown().await;
 }

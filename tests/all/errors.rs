@@ -3,25 +3,28 @@
 
 use std::time::Duration;
 
+use weir_runtime::Herder as _;
 use weir_runtime::Worker;
+use weir_runtime::herder::TaskSnapshot;
 use weir_runtime::manifest::{ConnectorDefinition, Limits, Tolerance};
 use weir_runtime::task::State;
-use weir_runtime::worker::TaskSnapshot;
 
 use crate::containment::{definition, worker_with_faulty};
+use crate::support::{end_offset, read_partition};
 
 fn task(worker: &Worker, name: &str) -> TaskSnapshot {
     worker
-        .snapshot()
+        .herder()
+        .statuses()
         .into_iter()
         .find(|connector| connector.name == name)
         .and_then(|connector| connector.tasks.into_iter().next())
         .unwrap_or_else(|| panic!("connector {name} has a task"))
 }
 
-async fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+async fn wait_for(what: &str, mut condition: impl AsyncFnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    while !condition() {
+    while !condition().await {
         assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -62,9 +65,9 @@ async fn retriable_put_failures_are_retried_until_the_batch_goes_through() {
         serde_json::json!({ "topics": "orders", "mode": "fail-retriable-n", "n": 3 }),
         Limits::default(),
     );
-    worker.create(sink).await.expect("create sink");
-    worker.create(datagen(2_000)).await.expect("create source");
-    wait_for("2000 records through the sink", || task(&worker, "sink").records >= 2_000).await;
+    worker.herder().create(sink).await.expect("create sink");
+    worker.herder().create(datagen(2_000)).await.expect("create source");
+    wait_for("2000 records through the sink", async || task(&worker, "sink").records >= 2_000).await;
     let sink = task(&worker, "sink");
     assert_eq!(sink.status.state, State::Running, "{sink:?}");
     assert_eq!(sink.retries, 3, "one retry per failed put: {sink:?}");
@@ -91,9 +94,9 @@ fn poison_sink(tolerance: Tolerance) -> ConnectorDefinition {
 async fn a_poison_record_fails_the_task_naming_it_when_nothing_is_tolerated() {
     let dir = tempfile::tempdir().expect("tempdir");
     let worker = worker_with_faulty(dir.path()).await;
-    worker.create(poison_sink(Tolerance::None)).await.expect("create sink");
-    worker.create(datagen(1_000)).await.expect("create source");
-    wait_for("the sink task to fail", || task(&worker, "sink").status.state == State::Failed).await;
+    worker.herder().create(poison_sink(Tolerance::None)).await.expect("create sink");
+    worker.herder().create(datagen(1_000)).await.expect("create source");
+    wait_for("the sink task to fail", async || task(&worker, "sink").status.state == State::Failed).await;
     let trace = task(&worker, "sink").status.trace.expect("trace");
     assert!(trace.contains("stage TASK_PUT"), "{trace}");
     let (partition, offset) = place_of(7);
@@ -108,13 +111,13 @@ async fn a_poison_record_fails_the_task_naming_it_when_nothing_is_tolerated() {
 async fn a_poison_record_goes_to_the_dead_letter_topic_and_the_rest_is_delivered() {
     let dir = tempfile::tempdir().expect("tempdir");
     let worker = worker_with_faulty(dir.path()).await;
-    worker.create(poison_sink(Tolerance::All)).await.expect("create sink");
-    worker.create(datagen(1_000)).await.expect("create source");
-    wait_for("1000 records through the sink", || task(&worker, "sink").records >= 1_000).await;
+    worker.herder().create(poison_sink(Tolerance::All)).await.expect("create sink");
+    worker.herder().create(datagen(1_000)).await.expect("create source");
+    wait_for("1000 records through the sink", async || task(&worker, "sink").records >= 1_000).await;
     let sink = task(&worker, "sink");
     assert_eq!(sink.status.state, State::Running, "{sink:?}");
     assert_eq!(sink.errors, 1, "{sink:?}");
-    let dead = worker.log().read("dlq", 0, 0, 1 << 20).expect("read the dead-letter topic");
+    let dead = read_partition(&**worker.log(), "dlq", 0).await;
     assert_eq!(dead.len(), 1, "{dead:?}");
     let record = &dead[0];
     let value = String::from_utf8_lossy(record.value.as_deref().expect("value"));
@@ -145,14 +148,14 @@ async fn source_records_that_cannot_be_written_go_to_the_source_dead_letter_topi
             Limits::default(),
         )
     };
-    worker.create(source).await.expect("create source");
-    wait_for("records in the source dead-letter topic", || {
-        worker.log().end_offset("source-dlq", 0).is_ok_and(|end| end >= 5)
+    worker.herder().create(source).await.expect("create source");
+    wait_for("records in the source dead-letter topic", async || {
+        end_offset(&**worker.log(), "source-dlq", 0).await >= 5
     })
     .await;
     let source = task(&worker, "misrouting");
     assert_eq!(source.status.state, State::Running, "{source:?}");
-    let dead = worker.log().read("source-dlq", 0, 0, 1 << 20).expect("read");
+    let dead = read_partition(&**worker.log(), "source-dlq", 0).await;
     for record in &dead {
         let value = String::from_utf8_lossy(record.value.as_deref().expect("value")).into_owned();
         assert!(value.ends_with("3}"), "only misrouted records are dead letters: {value}");
@@ -160,14 +163,14 @@ async fn source_records_that_cannot_be_written_go_to_the_source_dead_letter_topi
         assert_eq!(header(&record.headers, "__connect.errors.partition"), Some("1000000"));
         assert_eq!(header(&record.headers, "__weir.errors.source.position"), Some(value.as_str()));
     }
-    let written = worker.log().read("numbers", 0, 0, 1 << 20).expect("read topic");
+    let written = read_partition(&**worker.log(), "numbers", 0).await;
     assert!(!written.is_empty());
     assert!(written.iter().all(|record| !record.value.as_deref().unwrap_or_default().ends_with(b"3}")));
     worker.shutdown().await;
 }
 
-fn dead_letters(worker: &Worker, topic: &str) -> Vec<weir_broker::StoredRecord> {
-    worker.log().read(topic, 0, 0, 4 << 20).expect("read the dead-letter topic")
+async fn dead_letters(worker: &Worker, topic: &str) -> Vec<weir_broker::StoredRecord> {
+    read_partition(&**worker.log(), topic, 0).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,15 +185,15 @@ async fn source_records_that_fail_a_transform_go_to_the_source_dead_letter_topic
                     errors.deadletterqueue.context.headers.enable: true\n";
     let file = weir_runtime::manifest::ManifestFile::parse(std::path::Path::new("t.yaml"), manifest.into())
         .expect("manifest parses");
-    worker.create(file.definitions[0].clone()).await.expect("create source");
-    wait_for("100 records written", || worker.log().end_offset("routed-numbers", 0).is_ok_and(|end| end >= 100)).await;
-    let written = worker.log().read("routed-numbers", 0, 0, 4 << 20).expect("read");
+    worker.herder().create(file.definitions[0].clone()).await.expect("create source");
+    wait_for("100 records written", async || end_offset(&**worker.log(), "routed-numbers", 0).await >= 100).await;
+    let written = read_partition(&**worker.log(), "routed-numbers", 0).await;
     for record in &written {
         let value: serde_json::Value = serde_json::from_slice(record.value.as_deref().expect("value")).expect("json");
         assert_eq!(value["origin"], "faulty", "the transform ran: {value}");
         assert_ne!(value["n"].as_u64().expect("n") % 10, 7, "no poisoned record is written: {value}");
     }
-    let dead = dead_letters(&worker, "source-dlq");
+    let dead = dead_letters(&worker, "source-dlq").await;
     assert!(!dead.is_empty());
     for record in &dead {
         let value = String::from_utf8_lossy(record.value.as_deref().expect("value")).into_owned();
@@ -201,7 +204,7 @@ async fn source_records_that_fail_a_transform_go_to_the_source_dead_letter_topic
         assert!(message.contains("transform `tag`") && message.contains("not JSON"), "{message}");
     }
     assert_eq!(task(&worker, "poisoned").status.state, State::Running);
-    let active = worker.topics("poisoned").expect("topics");
+    let active = worker.herder().active_topics("poisoned").expect("topics");
     assert!(active.contains("routed-numbers"), "the topic the source wrote to is active: {active:?}");
     worker.shutdown().await;
 }
@@ -232,10 +235,10 @@ async fn sink_records_that_fail_a_transform_go_to_the_dead_letter_topic_and_the_
         }],
         ..definition("sink", "faulty-sink", serde_json::json!({ "topics": "numbers" }), Limits::default())
     };
-    worker.create(sink).await.expect("create sink");
-    worker.create(source).await.expect("create source");
-    wait_for("90 records put", || task(&worker, "sink").records >= 90).await;
-    let dead = dead_letters(&worker, "sink-dlq");
+    worker.herder().create(sink).await.expect("create sink");
+    worker.herder().create(source).await.expect("create source");
+    wait_for("90 records put", async || task(&worker, "sink").records >= 90).await;
+    let dead = dead_letters(&worker, "sink-dlq").await;
     assert!(!dead.is_empty());
     for record in &dead {
         let value = String::from_utf8_lossy(record.value.as_deref().expect("value")).into_owned();

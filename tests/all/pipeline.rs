@@ -130,6 +130,7 @@ fn twenty_sigkills_at_random_moments_lose_nothing() {
         wait_until("the worker to run its connectors", Duration::from_secs(120), || {
             (weir.stdout_text().contains("weir: running"), ())
         });
+        #[allow(clippy::disallowed_methods, reason = "a synchronous test driving processes: no executor here")]
         std::thread::sleep(after);
         weir.kill9();
         killed_at.push(sink_ids(&out).len());

@@ -686,7 +686,8 @@ async fn router_answers_in_process_without_a_port() {
     let dir = tempfile::tempdir().expect("tempdir");
     let worker =
         weir_runtime::Worker::start(weir_runtime::WorkerConfig::new(dir.path().join("data"))).await.expect("worker");
-    let router = weir_runtime::rest::router(weir_runtime::rest::ApiState { worker: worker.clone(), log_levels: None });
+    let router =
+        weir_runtime::rest::router(weir_runtime::rest::ApiState { herder: worker.herder_handle(), log_levels: None });
     let request = |method: &str, uri: &str, body: &str| {
         axum::http::Request::builder()
             .method(method)
@@ -705,6 +706,62 @@ async fn router_answers_in_process_without_a_port() {
     assert_eq!(status["connector"]["state"], "STOPPED");
     let response = router.clone().oneshot(request("GET", "/admin/loggers", "")).await.expect("answer");
     assert_eq!(response.status(), 404, "no log control in this state");
+    worker.shutdown().await;
+}
+
+/// A connector being replaced, paused or resumed stays readable: `GET /connectors/{name}`
+/// never answers 404 for a connector that exists, however its tasks are stopping and starting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connector_being_changed_never_answers_404() {
+    use tower::ServiceExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker =
+        weir_runtime::Worker::start(weir_runtime::WorkerConfig::new(dir.path().join("data"))).await.expect("worker");
+    let router =
+        weir_runtime::rest::router(weir_runtime::rest::ApiState { herder: worker.herder_handle(), log_levels: None });
+    let send = move |method: &'static str, uri: &'static str, body: String| {
+        let router = router.clone();
+        async move {
+            let request = axum::http::Request::builder()
+                .method(method)
+                .uri(uri)
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body))
+                .expect("request");
+            router.oneshot(request).await.expect("answer").status().as_u16()
+        }
+    };
+    let config = |interval: u64| datagen("orders", json!({ "max.interval": interval.to_string() })).to_string();
+    assert_eq!(send("PUT", "/connectors/g/config", config(20)).await, 201);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            let send = send.clone();
+            tokio::spawn(async move {
+                let mut answers = std::collections::BTreeMap::<u16, u64>::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    *answers.entry(send("GET", "/connectors/g", String::new()).await).or_default() += 1;
+                    *answers.entry(send("GET", "/connectors/g/status", String::new()).await).or_default() += 1;
+                }
+                answers
+            })
+        })
+        .collect();
+    for round in 0..20u64 {
+        assert_eq!(send("PUT", "/connectors/g/config", config(21 + round)).await, 200, "round {round}");
+        let change = if round % 2 == 0 { "/connectors/g/pause" } else { "/connectors/g/resume" };
+        assert_eq!(send("PUT", change, String::new()).await, 202, "round {round}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut answers = std::collections::BTreeMap::<u16, u64>::new();
+    for reader in readers {
+        for (status, count) in reader.await.expect("reader joins") {
+            *answers.entry(status).or_default() += count;
+        }
+    }
+    assert_eq!(answers.keys().copied().collect::<Vec<_>>(), [200], "every read found the connector: {answers:?}");
+    assert!(answers[&200] >= 40, "the readers ran throughout: {answers:?}");
     worker.shutdown().await;
 }
 
@@ -756,7 +813,8 @@ async fn schema_secret_fields_are_hidden() {
     )
     .await
     .expect("worker");
-    let router = weir_runtime::rest::router(weir_runtime::rest::ApiState { worker: worker.clone(), log_levels: None });
+    let router =
+        weir_runtime::rest::router(weir_runtime::rest::ApiState { herder: worker.herder_handle(), log_levels: None });
     let secret = "hunter22-correct-horse";
     let send = |method: &'static str, uri: &'static str, body: String| {
         let router = router.clone();
@@ -803,7 +861,7 @@ async fn schema_secret_fields_are_hidden() {
     let config: Value = serde_json::from_str(&config).expect("json");
     assert_eq!(config["password"], "[hidden]");
     assert_eq!(config["topics"], "orders,more");
-    let stored = worker.info("vault").expect("stored");
+    let stored = weir_runtime::Herder::info(worker.herder(), "vault").expect("stored");
     assert_eq!(stored.definition.config["password"], secret, "[hidden] sent back keeps the stored value");
     worker.shutdown().await;
 }

@@ -3,16 +3,18 @@
 
 use std::time::Duration;
 
+use weir_runtime::Herder as _;
 use weir_runtime::Worker;
+use weir_runtime::herder::TaskSnapshot;
 use weir_runtime::manifest::{ConnectorDefinition, Limits};
 use weir_runtime::task::State;
-use weir_runtime::worker::TaskSnapshot;
 
 use crate::containment::{definition, worker_with_faulty};
 
 fn task(worker: &Worker, name: &str) -> Option<TaskSnapshot> {
     worker
-        .snapshot()
+        .herder()
+        .statuses()
         .into_iter()
         .find(|connector| connector.name == name)
         .and_then(|connector| connector.tasks.into_iter().next())
@@ -44,7 +46,7 @@ async fn a_task_that_traps_on_its_first_starts_runs_after_as_many_restarts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let worker = worker_with_faulty(dir.path()).await;
     let config = serde_json::json!({ "topic": "numbers", "mode": "trap-on-start", "starts": 3 });
-    worker.create(faulty(config, 5)).await.expect("create");
+    worker.herder().create(faulty(config, 5)).await.expect("create");
     let running = wait_for(&worker, "faulty", "the task running with records", |snapshot| {
         snapshot.status.state == State::Running && snapshot.records > 0
     })
@@ -65,6 +67,7 @@ async fn a_task_that_always_traps_ends_failed_after_the_configured_attempts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let worker = worker_with_faulty(dir.path()).await;
     worker
+        .herder()
         .create(faulty(serde_json::json!({ "topic": "numbers", "mode": "trap", "after": 2 }), 2))
         .await
         .expect("create");
@@ -81,8 +84,10 @@ async fn a_task_that_always_traps_ends_failed_after_the_configured_attempts() {
     assert_eq!(later.status.state, State::Failed, "{later:?}");
     // Each start resumed from the committed offsets: the numbers topic holds no repeats beyond
     // the uncommitted tail of a trapped poll (the source commits each batch before the next).
-    let records: Vec<u64> = (0..2)
-        .flat_map(|partition| worker.log().read("numbers", partition, 0, 1 << 20).expect("read"))
+    let mut stored = crate::support::read_partition(&**worker.log(), "numbers", 0).await;
+    stored.extend(crate::support::read_partition(&**worker.log(), "numbers", 1).await);
+    let records: Vec<u64> = stored
+        .into_iter()
         .map(|record| String::from_utf8_lossy(record.key.as_deref().expect("key")).parse().expect("number key"))
         .collect();
     let distinct: std::collections::BTreeSet<u64> = records.iter().copied().collect();
@@ -95,7 +100,7 @@ async fn a_task_that_always_traps_ends_failed_after_the_configured_attempts() {
 async fn restarts_are_off_with_zero_attempts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let worker = worker_with_faulty(dir.path()).await;
-    worker.create(faulty(serde_json::json!({ "topic": "numbers", "mode": "trap" }), 0)).await.expect("create");
+    worker.herder().create(faulty(serde_json::json!({ "topic": "numbers", "mode": "trap" }), 0)).await.expect("create");
     let failed = wait_for(&worker, "faulty", "FAILED", |snapshot| snapshot.status.state == State::Failed).await;
     assert_eq!(failed.status.restarts.as_ref().map(|restarts| restarts.attempts), Some(0), "{failed:?}");
     worker.shutdown().await;

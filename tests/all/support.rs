@@ -29,6 +29,7 @@ pub(crate) fn wait_until<T: std::fmt::Debug>(
         if Instant::now() > deadline {
             panic!("timed out after {timeout:?} waiting for {what}; last observed: {observed:?}");
         }
+        #[allow(clippy::disallowed_methods, reason = "a synchronous wait helper for process tests: no executor here")]
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -170,4 +171,26 @@ config:
     )
     .expect("write manifest");
     path
+}
+
+/// Every record of a partition, read through the log seam (nothing when the topic is missing).
+pub(crate) async fn read_partition(
+    log: &dyn weir_runtime::log::EventLog,
+    topic: &str,
+    partition: u32,
+) -> Vec<weir_runtime::log::StoredRecord> {
+    let Ok(Some(_)) = log.topic_config(topic).await else { return Vec::new() };
+    let mut records = Vec::new();
+    loop {
+        let from = records.last().map_or(0, |record: &weir_runtime::log::StoredRecord| record.offset + 1);
+        let request = weir_runtime::log::FetchRequest { topic: topic.to_owned(), partition, from };
+        let fetched = log.fetch(vec![request], 1 << 20, usize::MAX).await.expect("read the topic");
+        let Some(batch) = fetched.into_iter().next() else { return records };
+        records.extend(batch.records);
+    }
+}
+
+/// A partition's end offset, 0 when the topic does not exist yet.
+pub(crate) async fn end_offset(log: &dyn weir_runtime::log::EventLog, topic: &str, partition: u32) -> i64 {
+    log.offset_range(topic, partition).await.map_or(0, |range| range.end)
 }

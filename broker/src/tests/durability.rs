@@ -48,6 +48,7 @@ fn interval_policy_flushes_in_the_background_and_stops_with_the_log() {
     let deadline = Instant::now() + Duration::from_secs(10);
     while partition.is_dirty() {
         assert!(Instant::now() < deadline, "background flusher never synced the partition");
+        #[allow(clippy::disallowed_methods, reason = "a synchronous test of the synchronous log: no executor here")]
         std::thread::sleep(Duration::from_millis(5));
     }
     drop(partition);

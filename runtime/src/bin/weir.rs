@@ -14,12 +14,15 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use weir_broker::FlushPolicy;
-use weir_runtime::bench::cdc::CdcBenchOptions;
-use weir_runtime::bench::{self, BenchOptions};
 use weir_runtime::manifest::line_of_key_in;
 use weir_runtime::rest::{ApiState, LogLevels};
-use weir_runtime::{ManifestError, ManifestFile, Worker, WorkerConfig};
+use weir_runtime::{Herder, ManifestError, ManifestFile, Worker, WorkerConfig};
 
+use crate::bench::BenchOptions;
+use crate::bench::cdc::CdcBenchOptions;
+
+#[path = "weir/bench/mod.rs"]
+mod bench;
 #[path = "weir/cli.rs"]
 mod cli;
 
@@ -268,7 +271,7 @@ async fn validate_all(worker: &Worker, files: &[ManifestFile]) -> Result<(), Exi
     let mut failed = false;
     for file in files {
         for (index, definition) in file.definitions.iter().enumerate() {
-            if let Err(errors) = worker.validate(definition).await {
+            if let Err(errors) = worker.herder().validate(definition).await {
                 for error in errors {
                     eprintln!("error: {}", file.field_error(index, &error.field, &error.message));
                 }
@@ -303,13 +306,13 @@ async fn run_worker(
     worker.restore().await;
     for file in &files {
         for definition in &file.definitions {
-            worker.put(definition.clone(), None).await.with_context(|| {
+            worker.herder().put(definition.clone(), None).await.with_context(|| {
                 format!("while starting connector {} from {}", definition.name, file.path.display())
             })?;
         }
     }
     let stop_rest = tokio_util::sync::CancellationToken::new();
-    let state = ApiState { worker: worker.clone(), log_levels: Some(log_levels) };
+    let state = ApiState { herder: worker.herder_handle(), log_levels: Some(log_levels) };
     let rest_stopped = stop_rest.clone();
     let (bound, server) =
         match weir_runtime::rest::serve(rest_listen, state, async move { rest_stopped.cancelled().await }).await {
@@ -322,7 +325,7 @@ async fn run_worker(
     tracing::info!(address = %bound, "REST API listening");
     println!(
         "weir: running {} connector(s); REST API on http://{bound}; data in {}; Ctrl-C to stop",
-        worker.snapshot().len(),
+        worker.herder().statuses().len(),
         data_dir.display()
     );
     let started = Instant::now();
@@ -355,7 +358,7 @@ fn progress_line(
     previous: &mut std::collections::HashMap<String, u64>,
 ) -> String {
     let mut parts = Vec::new();
-    for connector in worker.snapshot() {
+    for connector in worker.herder().statuses() {
         let records: u64 = connector.tasks.iter().map(|task| task.records).sum();
         let before = previous.insert(connector.name.clone(), records).unwrap_or(0);
         let rate = (records - before.min(records)) as f64 / interval.as_secs_f64();

@@ -9,7 +9,7 @@ pub(crate) mod source_world {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "source-connector",
-        imports: { "weir:connector/postgres": async },
+        imports: { "weir:connector/postgres": async, "weir:connector/state": async },
         exports: { default: async },
     });
 }

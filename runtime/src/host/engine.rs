@@ -64,6 +64,7 @@ impl WasmEngine {
             .name("weir-epoch".into())
             .spawn(move || {
                 while !thread_stop.load(Ordering::Relaxed) {
+                    #[allow(clippy::disallowed_methods, reason = "the epoch ticker is an OS thread of its own (FACTS: a tokio task never ticked), not an executor thread")]
                     std::thread::sleep(EPOCH_TICK);
                     match weak.upgrade() {
                         Some(engine) => engine.increment_epoch(),

@@ -3,11 +3,14 @@
 
 pub(crate) mod bindings;
 mod engine;
+mod error;
 mod postgres;
 mod state;
 mod task;
 
 pub use engine::{EngineError, WasmEngine};
+pub use error::{TaskError, TrapKind};
+pub(crate) use error::{call_result, instantiated, trap_report};
 pub(crate) use state::TaskState;
-pub use task::{TaskError, TaskSetup, WasmSinkTask, WasmSourceTask};
-pub(crate) use task::{from_wit_error, new_store, trap_report};
+pub(crate) use task::new_store;
+pub use task::{TaskSetup, WasmSinkTask, WasmSourceTask};

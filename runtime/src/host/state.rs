@@ -10,6 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{log, offsets, state, types};
 use super::postgres::PostgresSessions;
+use crate::log::Generation;
 use crate::state_store::StateStore;
 use crate::task::TaskMetrics;
 
@@ -20,7 +21,7 @@ pub(crate) struct TaskState {
     pub(crate) task: u32,
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: Limiter,
     /// What the guest wrote to stderr (a panic message lands here before the trap).
     pub(crate) stderr: MemoryOutputPipe,
     pub(crate) committed: Vec<types::SourceOffset>,
@@ -34,6 +35,8 @@ pub(crate) struct TaskState {
     pub(crate) postgres: PostgresSessions,
     /// The task's counters, where `log.gauge` lands.
     pub(crate) metrics: Arc<TaskMetrics>,
+    /// The generation of the task's assignment, carried by its `state` writes.
+    pub(crate) generation: Generation,
 }
 
 impl std::fmt::Debug for TaskState {
@@ -60,7 +63,7 @@ impl TaskState {
             task,
             wasi,
             table: ResourceTable::new(),
-            limits,
+            limits: Limiter { limits, refused: false },
             stderr,
             committed: Vec::new(),
             state,
@@ -69,11 +72,60 @@ impl TaskState {
             deadline_hit: false,
             postgres: PostgresSessions::default(),
             metrics: Arc::default(),
+            generation: Generation::default(),
         }
     }
 
     pub(crate) fn limiter(&mut self) -> &mut dyn ResourceLimiter {
         &mut self.limits
+    }
+
+    /// Whether the memory limit refused a grow since the store was made (the instance traps on
+    /// a refused grow, so this classifies the trap).
+    pub(crate) fn memory_limit_hit(&self) -> bool {
+        self.limits.refused
+    }
+}
+
+/// The store's limits, remembering whether they refused a grow: with `trap_on_grow_failure` the
+/// resulting error is not a `wasmtime::Trap`, so the trap is classified from this flag.
+#[derive(Debug)]
+pub(crate) struct Limiter {
+    limits: StoreLimits,
+    refused: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum);
+        self.refused |= !matches!(allowed, Ok(true));
+        allowed
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = self.limits.table_growing(current, desired, maximum);
+        self.refused |= !matches!(allowed, Ok(true));
+        allowed
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
     }
 }
 
@@ -108,18 +160,18 @@ impl offsets::Host for TaskState {
 }
 
 impl state::Host for TaskState {
-    fn get(&mut self, key: String) -> Option<Vec<u8>> {
+    async fn get(&mut self, key: String) -> Option<Vec<u8>> {
         self.state.get(&self.connector, &key)
     }
 
-    fn set(&mut self, key: String, value: Vec<u8>) {
-        if let Err(error) = self.state.set(&self.connector, &key, Some(&value)) {
+    async fn set(&mut self, key: String, value: Vec<u8>) {
+        if let Err(error) = self.state.set(&self.connector, &key, Some(&value), self.generation).await {
             tracing::warn!(connector = &*self.connector, %error, "state write failed");
         }
     }
 
-    fn delete(&mut self, key: String) {
-        if let Err(error) = self.state.set(&self.connector, &key, None) {
+    async fn delete(&mut self, key: String) {
+        if let Err(error) = self.state.set(&self.connector, &key, None, self.generation).await {
             tracing::warn!(connector = &*self.connector, %error, "state delete failed");
         }
     }

@@ -9,41 +9,22 @@ use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::filesystem::FsPerms;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use weir_connector_sdk::{ConnectorError, RecordFailure, SourceOffset};
+use weir_connector_sdk::{RecordFailure, SourceOffset};
 
 use super::bindings::sink_world::SinkConnector;
 use super::bindings::source_world::SourceConnector;
 use super::bindings::types;
 use super::bindings::{SinkConnectorPre, SourceConnectorPre};
 use super::engine::WasmEngine;
+use super::error::{TaskError, call_result, from_wit_error, instantiated};
 use super::state::TaskState;
+use crate::log::Generation;
 use crate::manifest::{Access, Grants, Limits};
 use crate::state_store::StateStore;
 use crate::task::TaskMetrics;
 
 /// Bytes of guest stderr kept for failure reports.
 const STDERR_CAPTURE: usize = 64 << 10;
-
-/// Why a task call did not succeed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum TaskError {
-    /// The component returned an error (the instance is still usable).
-    #[error("{0}")]
-    Connector(ConnectorError),
-    /// The instance trapped (panic, deadline, memory limit, ...): it is dead.
-    #[error("{reason}\n{trace}")]
-    Trap { reason: String, trace: String },
-    /// The host could not set the task up (a grant that cannot be opened, ...).
-    #[error("{0}")]
-    Host(String),
-}
-
-impl TaskError {
-    /// Whether the same call may succeed if retried on the same instance.
-    pub fn is_retriable(&self) -> bool {
-        matches!(self, TaskError::Connector(ConnectorError::Retriable(_)))
-    }
-}
 
 /// Everything needed to start one task.
 #[derive(Debug, Clone)]
@@ -58,6 +39,12 @@ pub struct TaskSetup {
     pub state: Arc<StateStore>,
     /// The task's counters; the component's `log.gauge` values land here.
     pub metrics: Arc<TaskMetrics>,
+    /// The generation of the task's assignment: its writes carry it.
+    pub generation: Generation,
+}
+
+fn grant_error<'a>(action: &'static str, path: &'a std::path::Path) -> impl FnOnce(std::io::Error) -> TaskError + 'a {
+    move |source| TaskError::Grant { action, path: path.to_path_buf(), source: Arc::new(source) }
 }
 
 pub(crate) fn new_store(engine: &WasmEngine, setup: &TaskSetup) -> Result<Store<TaskState>, TaskError> {
@@ -70,13 +57,9 @@ pub(crate) fn new_store(engine: &WasmEngine, setup: &TaskSetup) -> Result<Store<
             Access::ReadWrite => FsPerms::ReadWrite,
         };
         if grant.access == Access::ReadWrite {
-            std::fs::create_dir_all(&grant.path).map_err(|error| {
-                TaskError::Host(format!("cannot create granted directory {}: {error}", grant.path.display()))
-            })?;
+            std::fs::create_dir_all(&grant.path).map_err(grant_error("create", &grant.path))?;
         }
-        let host_path = grant.path.canonicalize().map_err(|error| {
-            TaskError::Host(format!("cannot open granted directory {}: {error}", grant.path.display()))
-        })?;
+        let host_path = grant.path.canonicalize().map_err(grant_error("open", &grant.path))?;
         // The component sees the directory under the path its config uses: both as written in
         // the manifest (often relative) and as the absolute path.
         let written = grant.path.to_string_lossy().into_owned();
@@ -89,8 +72,11 @@ pub(crate) fn new_store(engine: &WasmEngine, setup: &TaskSetup) -> Result<Store<
             guest_paths.push(absolute);
         }
         for guest_path in guest_paths {
-            wasi.preopened_dir(&host_path, &guest_path, perms)
-                .map_err(|error| TaskError::Host(format!("cannot preopen {}: {error}", grant.path.display())))?;
+            wasi.preopened_dir(&host_path, &guest_path, perms).map_err(|error| TaskError::Grant {
+                action: "preopen",
+                path: grant.path.clone(),
+                source: Arc::new(std::io::Error::other(error.to_string())),
+            })?;
         }
     }
     let limits = StoreLimitsBuilder::new()
@@ -120,6 +106,7 @@ pub(crate) fn new_store(engine: &WasmEngine, setup: &TaskSetup) -> Result<Store<
     store.set_epoch_deadline(1);
     store.data_mut().postgres = super::postgres::PostgresSessions::new(setup.grants.postgres.clone());
     store.data_mut().metrics = setup.metrics.clone();
+    store.data_mut().generation = setup.generation;
     store.data_mut().committed = setup
         .committed
         .iter()
@@ -136,49 +123,13 @@ fn begin_call(store: &mut Store<TaskState>) {
     store.set_epoch_deadline(1);
 }
 
-/// Turn a wasmtime error (a trap or a host failure during the call) into a readable report.
-pub(crate) fn trap_report(store: &Store<TaskState>, call: &str, error: &wasmtime::Error) -> TaskError {
-    let state = store.data();
-    let text = format!("{error:?}");
-    let reason = if state.deadline_hit {
-        format!("{call} overran its deadline of {} ms and was stopped", state.call_timeout.as_millis())
-    } else if is_memory_limit(error) {
-        format!("{call} exceeded the task's memory limit")
-    } else {
-        format!("{call} trapped: {error}")
-    };
-    let stderr = String::from_utf8_lossy(&state.stderr.contents()).into_owned();
-    let trace = if stderr.trim().is_empty() { text } else { format!("{text}\nguest stderr:\n{stderr}") };
-    TaskError::Trap { reason, trace }
-}
-
-fn is_memory_limit(error: &wasmtime::Error) -> bool {
-    error.chain().any(|cause| {
-        let text = cause.to_string();
-        text.contains("memory") && (text.contains("limit") || text.contains("grow") || text.contains("exceed"))
-    }) || matches!(error.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::AllocationTooLarge))
-}
-
-pub(crate) fn from_wit_error(error: types::ConnectorError) -> ConnectorError {
-    match error {
-        types::ConnectorError::Retriable(message) => ConnectorError::Retriable(message),
-        types::ConnectorError::Fatal(message) => ConnectorError::Fatal(message),
-        types::ConnectorError::InvalidConfig(message) => ConnectorError::InvalidConfig(message),
-    }
-}
-
 /// Run one export call with the deadline armed, mapping both error levels.
 macro_rules! call {
     ($self:ident, $name:literal, $call:expr) => {{
         begin_call(&mut $self.store);
-        match $call.await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(TaskError::Connector(from_wit_error(error))),
-            Err(error) => {
-                $self.dead = true;
-                Err(trap_report(&$self.store, $name, &error))
-            }
-        }
+        let result = $call.await;
+        $self.dead |= result.is_err();
+        call_result(result, &$self.store, $name)
     }};
 }
 
@@ -188,17 +139,11 @@ macro_rules! open_instance {
     ($engine:expr, $pre:expr, $setup:expr, |$bindings:ident| $task:expr) => {{
         let mut store = new_store($engine, $setup)?;
         begin_call(&mut store);
-        let $bindings = match $pre.instantiate_async(&mut store).await {
-            Ok(bindings) => bindings,
-            Err(error) => return Err(trap_report(&store, "instantiate", &error)),
-        };
+        let $bindings = instantiated($pre.instantiate_async(&mut store).await, &store)?;
         begin_call(&mut store);
         let opened = $task.call_open(&mut store, &$setup.config, &$setup.task_config, $setup.task_id).await;
-        match opened {
-            Ok(Ok(resource)) => Ok(Self { store, bindings: $bindings, resource, dead: false }),
-            Ok(Err(error)) => Err(TaskError::Connector(from_wit_error(error))),
-            Err(error) => Err(trap_report(&store, "open", &error)),
-        }
+        let resource = call_result(opened, &store, "open")?;
+        Ok(Self { store, bindings: $bindings, resource, dead: false })
     }};
 }
 

@@ -9,7 +9,8 @@ use weir_connector_sdk::{ConnectorError, DynConnector, DynSinkTask, DynSourceTas
 
 use super::{cache, capabilities};
 use crate::host::bindings::{SinkConnectorPre, SourceConnectorPre, types};
-use crate::host::{TaskError, TaskSetup, TaskState, WasmEngine, from_wit_error, new_store, trap_report};
+use crate::host::{TaskError, TaskSetup, TaskState, WasmEngine, call_result, instantiated, new_store, trap_report};
+use crate::log::Generation;
 use crate::manifest::{Grants, Limits};
 use crate::state_store::StateStore;
 
@@ -119,10 +120,7 @@ impl Plugin {
         macro_rules! validate_with {
             ($pre:expr) => {{
                 let mut store = self.scratch_store().map_err(call_failed)?;
-                let bindings = match $pre.instantiate_async(&mut store).await {
-                    Ok(bindings) => bindings,
-                    Err(error) => return Err(call_failed(trap_report(&store, "instantiate", &error))),
-                };
+                let bindings = instantiated($pre.instantiate_async(&mut store).await, &store).map_err(call_failed)?;
                 let result = bindings.weir_connector_connector().call_validate(&mut store, config).await;
                 finish_validate(&store, result)
             }};
@@ -142,15 +140,9 @@ impl Plugin {
         macro_rules! task_configs_with {
             ($pre:expr) => {{
                 let mut store = self.scratch_store()?;
-                let bindings = match $pre.instantiate_async(&mut store).await {
-                    Ok(bindings) => bindings,
-                    Err(error) => return Err(trap_report(&store, "instantiate", &error)),
-                };
-                match bindings.weir_connector_connector().call_task_configs(&mut store, config, max_tasks).await {
-                    Ok(Ok(configs)) => Ok(configs),
-                    Ok(Err(error)) => Err(TaskError::Connector(from_wit_error(error))),
-                    Err(error) => Err(trap_report(&store, "task-configs", &error)),
-                }
+                let bindings = instantiated($pre.instantiate_async(&mut store).await, &store)?;
+                let result = bindings.weir_connector_connector().call_task_configs(&mut store, config, max_tasks).await;
+                call_result(result, &store, "task-configs")
             }};
         }
         match &self.code {
@@ -178,16 +170,10 @@ impl Plugin {
             ($pre:expr) => {{
                 let setup = TaskSetup { grants: grants.clone(), limits, ..scratch_setup(connector, &self.state) };
                 let mut store = new_store(&self.engine, &setup)?;
-                let bindings = match $pre.instantiate_async(&mut store).await {
-                    Ok(bindings) => bindings,
-                    Err(error) => return Err(trap_report(&store, "instantiate", &error)),
-                };
+                let bindings = instantiated($pre.instantiate_async(&mut store).await, &store)?;
                 store.data_mut().call_started = std::time::Instant::now();
-                match bindings.weir_connector_connector().call_on_delete(&mut store, config).await {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(error)) => Err(TaskError::Connector(from_wit_error(error))),
-                    Err(error) => Err(trap_report(&store, "on-delete", &error)),
-                }
+                let result = bindings.weir_connector_connector().call_on_delete(&mut store, config).await;
+                call_result(result, &store, "on-delete")
             }};
         }
         match &self.code {
@@ -216,6 +202,7 @@ fn scratch_setup(name: &str, state: &Arc<StateStore>) -> TaskSetup {
         limits: Limits::default(),
         state: state.clone(),
         metrics: Arc::default(),
+        generation: Generation::default(),
     }
 }
 

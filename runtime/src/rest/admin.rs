@@ -15,7 +15,7 @@ pub(super) async fn root(State(state): State<ApiState>) -> Json<Value> {
     Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "commit": option_env!("WEIR_GIT_COMMIT").unwrap_or("unknown"),
-        "kafka_cluster_id": format!("weir-{}", state.worker.config().worker_id),
+        "kafka_cluster_id": format!("weir-{}", state.herder.worker_id()),
     }))
 }
 
@@ -28,7 +28,7 @@ pub(super) async fn health() -> Json<Value> {
 /// Per connector and task counters in Prometheus text format.
 #[utoipa::path(get, path = "/metrics", tag = "admin", responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain")))]
 pub(super) async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::render(&state.worker))
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::render(&*state.herder).await)
 }
 
 fn levels(state: &ApiState) -> Result<&super::router::LogLevels, ApiError> {

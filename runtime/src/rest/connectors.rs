@@ -13,8 +13,8 @@ use super::error::ApiError;
 use super::router::ApiState;
 use crate::config_provider;
 use crate::connector_store::TargetState;
+use crate::herder::{ConnectorSnapshot, Herder};
 use crate::manifest::ConnectorDefinition;
-use crate::worker::{ConnectorSnapshot, Worker};
 
 pub(super) fn kind_name(kind: Kind) -> &'static str {
     match kind {
@@ -24,7 +24,7 @@ pub(super) fn kind_name(kind: Kind) -> &'static str {
 }
 
 /// The flat config as shown: references as written, schema-secret fields `[hidden]`.
-pub(super) fn shown_config(worker: &Worker, definition: &ConnectorDefinition) -> Map<String, Value> {
+pub(super) fn shown_config(worker: &dyn Herder, definition: &ConnectorDefinition) -> Map<String, Value> {
     let flat = definition.to_flat();
     match worker.plugins().get(&definition.class) {
         Some(plugin) => config_provider::redact(&flat, plugin.schema()),
@@ -32,7 +32,7 @@ pub(super) fn shown_config(worker: &Worker, definition: &ConnectorDefinition) ->
     }
 }
 
-pub(super) fn info_json(worker: &Worker, name: &str) -> Result<Value, ApiError> {
+pub(super) fn info_json(worker: &dyn Herder, name: &str) -> Result<Value, ApiError> {
     let info = worker.info(name).ok_or_else(|| ApiError::unknown_connector(name))?;
     let tasks: Vec<Value> = info.tasks.iter().map(|task| json!({ "connector": name, "task": task })).collect();
     Ok(json!({
@@ -63,17 +63,14 @@ pub(super) fn status_json(snapshot: &ConnectorSnapshot) -> Value {
     json!({ "name": snapshot.name, "connector": connector, "tasks": tasks, "type": kind_name(snapshot.kind) })
 }
 
-fn connector_status(worker: &Worker, name: &str) -> Result<Value, ApiError> {
-    worker
-        .connector_snapshot(name)
-        .map(|snapshot| status_json(&snapshot))
-        .ok_or_else(|| ApiError::unknown_connector(name))
+fn connector_status(worker: &dyn Herder, name: &str) -> Result<Value, ApiError> {
+    worker.status(name).map(|snapshot| status_json(&snapshot)).ok_or_else(|| ApiError::unknown_connector(name))
 }
 
 /// Build a definition from Kafka Connect's flat config map, coercing strings to the plugin
 /// schema's types. Errors name the field.
 pub(super) fn definition_from_flat(
-    worker: &Worker,
+    worker: &dyn Herder,
     name: &str,
     flat: &Map<String, Value>,
 ) -> Result<ConnectorDefinition, ApiError> {
@@ -94,7 +91,7 @@ pub(super) fn definition_from_flat(
 
 /// Secrets stay hidden on the way back in: a `[hidden]` value sent back (e.g. by a client that
 /// read the config, changed one key and PUT it) keeps the stored value.
-fn keep_hidden(worker: &Worker, name: &str, flat: &mut Map<String, Value>) {
+fn keep_hidden(worker: &dyn Herder, name: &str, flat: &mut Map<String, Value>) {
     let Some(info) = worker.info(name) else { return };
     let stored = info.definition.to_flat();
     for (key, value) in flat.iter_mut() {
@@ -122,7 +119,7 @@ fn expand_params(query: Option<&str>) -> (bool, bool) {
 #[utoipa::path(get, path = "/connectors", tag = "connectors", params(("expand" = Option<String>, Query, description = "`status` and/or `info` (repeat the parameter for both)")), responses((status = 200, description = "Names, or name → {status, info}", body = Value)))]
 pub(super) async fn list(State(state): State<ApiState>, RawQuery(query): RawQuery) -> Result<Json<Value>, ApiError> {
     let (status, info) = expand_params(query.as_deref());
-    let names = state.worker.names();
+    let names = state.herder.connectors();
     if !status && !info {
         return Ok(Json(json!(names)));
     }
@@ -130,12 +127,12 @@ pub(super) async fn list(State(state): State<ApiState>, RawQuery(query): RawQuer
     for name in names {
         let mut entry = Map::new();
         if status {
-            if let Ok(value) = connector_status(&state.worker, &name) {
+            if let Ok(value) = connector_status(&*state.herder, &name) {
                 entry.insert("status".into(), value);
             }
         }
         if info {
-            if let Ok(value) = info_json(&state.worker, &name) {
+            if let Ok(value) = info_json(&*state.herder, &name) {
                 entry.insert("info".into(), value);
             }
         }
@@ -169,33 +166,33 @@ pub(super) async fn create(
     };
     let mut flat = config;
     flat.entry("name").or_insert_with(|| json!(name));
-    if state.worker.info(&name).is_some() {
+    if state.herder.info(&name).is_some() {
         return Err(ApiError::new(StatusCode::CONFLICT, format!("Connector {name} already exists")));
     }
-    let definition = definition_from_flat(&state.worker, &name, &flat)?;
-    state.worker.put(definition, initial).await?;
-    let info = info_json(&state.worker, &name)?;
+    let definition = definition_from_flat(&*state.herder, &name, &flat)?;
+    state.herder.put(definition, initial).await?;
+    let info = info_json(&*state.herder, &name)?;
     Ok((StatusCode::CREATED, [(header::LOCATION, format!("/connectors/{name}"))], Json(info)).into_response())
 }
 
 /// A connector's name, config, tasks and type.
 #[utoipa::path(get, path = "/connectors/{name}", tag = "connectors", params(("name" = String, Path)), responses((status = 200, description = "Info", body = Value), (status = 404, description = "Unknown connector", body = Value)))]
 pub(super) async fn info(State(state): State<ApiState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    info_json(&state.worker, &name).map(Json)
+    info_json(&*state.herder, &name).map(Json)
 }
 
 /// Delete a connector (its tasks stop; its offsets stay).
 #[utoipa::path(delete, path = "/connectors/{name}", tag = "connectors", params(("name" = String, Path)), responses((status = 204, description = "Deleted"), (status = 404, description = "Unknown connector", body = Value)))]
 pub(super) async fn delete(State(state): State<ApiState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
-    state.worker.delete(&name).await?;
+    state.herder.delete(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// The connector's flat config (references as written, secrets `[hidden]`).
 #[utoipa::path(get, path = "/connectors/{name}/config", tag = "connectors", params(("name" = String, Path)), responses((status = 200, description = "Flat config", body = Value), (status = 404, description = "Unknown connector", body = Value)))]
 pub(super) async fn config(State(state): State<ApiState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    let info = state.worker.info(&name).ok_or_else(|| ApiError::unknown_connector(&name))?;
-    Ok(Json(Value::Object(shown_config(&state.worker, &info.definition))))
+    let info = state.herder.info(&name).ok_or_else(|| ApiError::unknown_connector(&name))?;
+    Ok(Json(Value::Object(shown_config(&*state.herder, &info.definition))))
 }
 
 /// Create or replace a connector's config; 201 when created, 200 when replaced.
@@ -209,10 +206,10 @@ pub(super) async fn put_config(
     let mut flat =
         body.as_object().cloned().ok_or_else(|| ApiError::bad_request("The config must be a JSON object"))?;
     flat.entry("name").or_insert_with(|| json!(name));
-    keep_hidden(&state.worker, &name, &mut flat);
-    let definition = definition_from_flat(&state.worker, &name, &flat)?;
-    let created = state.worker.put(definition, None).await?;
-    let info = info_json(&state.worker, &name)?;
+    keep_hidden(&*state.herder, &name, &mut flat);
+    let definition = definition_from_flat(&*state.herder, &name, &flat)?;
+    let created = state.herder.put(definition, None).await?;
+    let info = info_json(&*state.herder, &name)?;
     if created {
         Ok((StatusCode::CREATED, [(header::LOCATION, format!("/connectors/{name}"))], Json(info)).into_response())
     } else {
@@ -229,7 +226,7 @@ pub(super) async fn patch_config(
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body?;
     let patch = body.as_object().cloned().ok_or_else(|| ApiError::bad_request("The patch must be a JSON object"))?;
-    let info = state.worker.info(&name).ok_or_else(|| ApiError::unknown_connector(&name))?;
+    let info = state.herder.info(&name).ok_or_else(|| ApiError::unknown_connector(&name))?;
     let mut flat = info.definition.to_flat();
     for (key, value) in patch {
         if value.is_null() {
@@ -238,22 +235,22 @@ pub(super) async fn patch_config(
             flat.insert(key, value);
         }
     }
-    let definition = definition_from_flat(&state.worker, &name, &flat)?;
-    state.worker.put(definition, None).await?;
-    info_json(&state.worker, &name).map(Json)
+    let definition = definition_from_flat(&*state.herder, &name, &flat)?;
+    state.herder.put(definition, None).await?;
+    info_json(&*state.herder, &name).map(Json)
 }
 
 /// Connector and task states, worker id and, for FAILED, the trace.
 #[utoipa::path(get, path = "/connectors/{name}/status", tag = "connectors", params(("name" = String, Path)), responses((status = 200, description = "Status", body = Value), (status = 404, description = "Unknown connector", body = Value)))]
 pub(super) async fn status(State(state): State<ApiState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    connector_status(&state.worker, &name).map(Json)
+    connector_status(&*state.herder, &name).map(Json)
 }
 
 /// The connector's tasks with their configs.
 #[utoipa::path(get, path = "/connectors/{name}/tasks", tag = "connectors", params(("name" = String, Path)), responses((status = 200, description = "Tasks", body = Value), (status = 404, description = "Unknown connector", body = Value)))]
 pub(super) async fn tasks(State(state): State<ApiState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    let info = state.worker.info(&name).ok_or_else(|| ApiError::unknown_connector(&name))?;
-    let config = shown_config(&state.worker, &info.definition);
+    let info = state.herder.info(&name).ok_or_else(|| ApiError::unknown_connector(&name))?;
+    let config = shown_config(&*state.herder, &info.definition);
     let tasks: Vec<Value> = info
         .tasks
         .iter()
@@ -272,7 +269,7 @@ pub(super) async fn task_status(
     State(state): State<ApiState>,
     Path((name, task)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let snapshot = state.worker.connector_snapshot(&name).ok_or_else(|| ApiError::unknown_connector(&name))?;
+    let snapshot = state.herder.status(&name).ok_or_else(|| ApiError::unknown_connector(&name))?;
     let task: u32 =
         task.parse().map_err(|_| ApiError::not_found(format!("Task {task} of connector {name} not found")))?;
     let found = snapshot.tasks.iter().find(|candidate| candidate.status.id == task);
@@ -284,7 +281,7 @@ pub(super) async fn task_status(
 /// The topics the connector has used.
 #[utoipa::path(get, path = "/connectors/{name}/topics", tag = "connectors", params(("name" = String, Path)), responses((status = 200, description = "{name: {topics: [...]}}", body = Value), (status = 404, description = "Unknown connector", body = Value)))]
 pub(super) async fn topics(State(state): State<ApiState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    let topics = state.worker.topics(&name)?;
+    let topics = state.herder.active_topics(&name)?;
     Ok(Json(json!({ name: { "topics": topics } })))
 }
 
@@ -294,6 +291,6 @@ pub(super) async fn reset_topics(
     State(state): State<ApiState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.worker.reset_topics(&name)?;
+    state.herder.reset_active_topics(&name).await?;
     Ok(StatusCode::ACCEPTED)
 }

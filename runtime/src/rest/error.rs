@@ -5,7 +5,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::worker::WorkerError;
+use crate::herder::HerderError;
 
 /// An error answered to a REST client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,20 +39,34 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<WorkerError> for ApiError {
-    fn from(error: WorkerError) -> Self {
+impl From<HerderError> for ApiError {
+    fn from(error: HerderError) -> Self {
         let status = match &error {
-            WorkerError::NotFound { .. } | WorkerError::TaskNotFound { .. } => StatusCode::NOT_FOUND,
-            WorkerError::AlreadyExists { .. } => StatusCode::CONFLICT,
-            WorkerError::InvalidConfig { .. } | WorkerError::WrongState { .. } | WorkerError::BadRequest { .. } => {
-                StatusCode::BAD_REQUEST
+            HerderError::NotFound { .. } | HerderError::TaskNotFound { .. } => StatusCode::NOT_FOUND,
+            HerderError::AlreadyExists { .. } => StatusCode::CONFLICT,
+            HerderError::InvalidConfig { .. }
+            | HerderError::NotStopped { .. }
+            | HerderError::OffsetsKindMismatch { .. }
+            | HerderError::Unresolved { .. }
+            | HerderError::UnknownPlugin { .. }
+            | HerderError::TaskPlanning { .. } => StatusCode::BAD_REQUEST,
+            HerderError::Log { .. } | HerderError::Engine(_) | HerderError::Plugin(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
             }
-            WorkerError::Plugin(_) | WorkerError::Task { .. } => StatusCode::BAD_REQUEST,
-            WorkerError::Engine(_) | WorkerError::Log(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = match &error {
-            WorkerError::NotFound { name } => format!("Connector {name} not found"),
-            WorkerError::AlreadyExists { name } => format!("Connector {name} already exists"),
+            HerderError::NotFound { name } => format!("Connector {name} not found"),
+            HerderError::AlreadyExists { name } => format!("Connector {name} already exists"),
+            // The worker's own failure: say what failed, keep the detail (paths, OS errors) in
+            // the worker's log.
+            HerderError::Log { operation, .. } => {
+                tracing::error!(error = %error, "request failed");
+                format!("The worker failed while {operation}; see the worker's log")
+            }
+            HerderError::Engine(_) | HerderError::Plugin(_) => {
+                tracing::error!(error = %error, "request failed");
+                "The worker's WebAssembly engine failed; see the worker's log".to_owned()
+            }
             other => other.to_string(),
         };
         Self::new(status, message)

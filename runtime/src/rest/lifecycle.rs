@@ -33,11 +33,11 @@ pub(super) async fn restart(
     params: Result<Query<RestartParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
-    state.worker.restart(&name, params.include_tasks, params.only_failed).await?;
+    state.herder.restart(&name, params.include_tasks, params.only_failed).await?;
     if !params.include_tasks && !params.only_failed {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let snapshot = state.worker.connector_snapshot(&name).ok_or_else(|| ApiError::unknown_connector(&name))?;
+    let snapshot = state.herder.status(&name).ok_or_else(|| ApiError::unknown_connector(&name))?;
     Ok((StatusCode::ACCEPTED, Json(status_json(&snapshot))).into_response())
 }
 
@@ -49,27 +49,27 @@ pub(super) async fn restart_task(
 ) -> Result<StatusCode, ApiError> {
     let task: u32 =
         task.parse().map_err(|_| ApiError::not_found(format!("Task {task} of connector {name} not found")))?;
-    state.worker.restart_task(&name, task).await?;
+    state.herder.restart_task(&name, task).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Pause: the tasks stop taking records and wait (state PAUSED).
 #[utoipa::path(put, path = "/connectors/{name}/pause", tag = "lifecycle", params(("name" = String, Path)), responses((status = 202, description = "Pausing"), (status = 404, description = "Unknown connector", body = serde_json::Value)))]
 pub(super) async fn pause(State(state): State<ApiState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
-    state.worker.set_target(&name, TargetState::Paused).await?;
+    state.herder.set_target(&name, TargetState::Paused).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
 /// Resume a PAUSED or STOPPED connector from its committed offsets.
 #[utoipa::path(put, path = "/connectors/{name}/resume", tag = "lifecycle", params(("name" = String, Path)), responses((status = 202, description = "Resuming"), (status = 404, description = "Unknown connector", body = serde_json::Value)))]
 pub(super) async fn resume(State(state): State<ApiState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
-    state.worker.set_target(&name, TargetState::Running).await?;
+    state.herder.set_target(&name, TargetState::Running).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
 /// Stop: the tasks shut down (state STOPPED); offsets may then be altered or reset.
 #[utoipa::path(put, path = "/connectors/{name}/stop", tag = "lifecycle", params(("name" = String, Path)), responses((status = 204, description = "Stopped"), (status = 404, description = "Unknown connector", body = serde_json::Value)))]
 pub(super) async fn stop(State(state): State<ApiState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
-    state.worker.set_target(&name, TargetState::Stopped).await?;
+    state.herder.set_target(&name, TargetState::Stopped).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::router::ApiState;
-use crate::worker::ConnectorOffsets;
+use crate::herder::ConnectorOffsets;
 
 fn to_json(offsets: ConnectorOffsets) -> Value {
     let entries: Vec<Value> = match offsets {
@@ -78,7 +78,7 @@ fn from_json(body: &Value) -> Result<ConnectorOffsets, ApiError> {
 /// The connector's committed offsets.
 #[utoipa::path(get, path = "/connectors/{name}/offsets", tag = "offsets", params(("name" = String, Path)), responses((status = 200, description = "{offsets: [{partition, offset}]}", body = Value), (status = 404, description = "Unknown connector", body = Value)))]
 pub(super) async fn get(State(state): State<ApiState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(to_json(state.worker.connector_offsets(&name)?)))
+    Ok(Json(to_json(state.herder.offsets(&name).await?)))
 }
 
 /// Alter offsets of a STOPPED connector (a `null` offset removes a partition's).
@@ -89,17 +89,17 @@ pub(super) async fn alter(
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Json(body) = body?;
-    if state.worker.info(&name).is_none() {
+    if state.herder.info(&name).is_none() {
         return Err(ApiError::unknown_connector(&name));
     }
     let offsets = from_json(&body)?;
-    state.worker.alter_offsets(&name, offsets).await?;
+    state.herder.alter_offsets(&name, offsets).await?;
     Ok(Json(json!({ "message": "The offsets for this connector have been altered successfully" })))
 }
 
 /// Remove every offset of a STOPPED connector.
 #[utoipa::path(delete, path = "/connectors/{name}/offsets", tag = "offsets", params(("name" = String, Path)), responses((status = 200, description = "Reset", body = Value), (status = 400, description = "Not STOPPED", body = Value), (status = 404, description = "Unknown connector", body = Value)))]
 pub(super) async fn reset(State(state): State<ApiState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
-    state.worker.reset_offsets(&name).await?;
+    state.herder.reset_offsets(&name).await?;
     Ok(Json(json!({ "message": "The offsets for this connector have been reset successfully" })))
 }

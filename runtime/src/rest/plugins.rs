@@ -16,7 +16,7 @@ use crate::manifest::{ConnectorDefinition, flat_keys};
 use crate::plugin::Plugin;
 
 fn plugin(state: &ApiState, name: &str) -> Result<std::sync::Arc<Plugin>, ApiError> {
-    state.worker.plugins().get(name).ok_or_else(|| {
+    state.herder.plugins().get(name).ok_or_else(|| {
         ApiError::not_found(format!("Failed to find any class that implements Connector and which name matches {name}"))
     })
 }
@@ -26,7 +26,7 @@ fn plugin(state: &ApiState, name: &str) -> Result<std::sync::Arc<Plugin>, ApiErr
 #[utoipa::path(get, path = "/connector-plugins", tag = "plugins", params(("connectorsOnly" = Option<bool>, Query)), responses((status = 200, description = "Plugins", body = Value)))]
 pub(super) async fn list(State(state): State<ApiState>, RawQuery(_query): RawQuery) -> Json<Value> {
     let plugins: Vec<Value> = state
-        .worker
+        .herder
         .plugins()
         .plugins()
         .map(|plugin| {
@@ -141,7 +141,7 @@ pub(super) async fn validate(
     let mut errors: BTreeMap<String, Vec<String>> = BTreeMap::new();
     match ConnectorDefinition::from_flat(&connector_name, &flat, Some(plugin.schema())) {
         Ok(definition) => {
-            if let Err(found) = state.worker.validate(&definition).await {
+            if let Err(found) = state.herder.validate(&definition).await {
                 for error in found {
                     let key = error.field.strip_prefix("config.").unwrap_or(&error.field).to_owned();
                     let key = if key == "config" { String::new() } else { key };

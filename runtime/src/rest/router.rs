@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::{admin, connectors, lifecycle, offsets, plugins};
-use crate::worker::Worker;
+use crate::herder::Herder;
 
 /// Installs a filter given in `EnvFilter` syntax.
 type ApplyFilter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
@@ -87,7 +87,7 @@ impl LogLevels {
 /// What every handler shares. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct ApiState {
-    pub worker: Worker,
+    pub herder: Arc<dyn Herder>,
     pub log_levels: Option<Arc<LogLevels>>,
 }
 

@@ -7,12 +7,11 @@
 
 use std::sync::Arc;
 
-use weir_broker::{Bytes, Log, Record, TopicConfig};
 use weir_connector_sdk::ConnectorError;
 
-use super::source::log_failure;
 use crate::host::TaskError;
 use crate::keyed_store::now_ms;
+use crate::log::{Bytes, EventLog, Generation, PartitionBatch, Record, TopicConfig};
 use crate::manifest::{ConnectorDefinition, Tolerance};
 
 /// Bytes of a key or value shown in an error log line.
@@ -113,12 +112,13 @@ fn shown(bytes: Option<&Bytes>) -> String {
 /// # Errors
 /// With tolerance `none`, a fatal error naming the first failed record; with `all`, only a
 /// failure to write the dead-letter topic.
-pub(crate) fn handle_failures(
+pub(crate) async fn handle_failures(
     handling: &ErrorHandling,
-    log: &Arc<Log>,
+    log: &dyn EventLog,
     connector: &str,
     task: u32,
     failures: Vec<FailedRecord>,
+    generation: Generation,
 ) -> Result<(), TaskError> {
     let Some(first) = failures.first() else { return Ok(()) };
     let stage = first.stage;
@@ -148,13 +148,9 @@ pub(crate) fn handle_failures(
         );
     }
     let Some(topic) = &handling.dead_letter_topic else { return Ok(()) };
-    if log.topic_config(topic).is_none() {
-        if let Err(error) = log.ensure_topic(topic, TopicConfig { partitions: 1, ..TopicConfig::default() }) {
-            if log.topic_config(topic).is_none() {
-                return Err(log_failure(error));
-            }
-        }
-    }
+    log.ensure_topic(topic, TopicConfig { partitions: 1, ..TopicConfig::default() })
+        .await
+        .map_err(TaskError::log("creating the dead-letter topic"))?;
     let now = now_ms();
     let records: Vec<Record> = failures
         .into_iter()
@@ -183,6 +179,7 @@ pub(crate) fn handle_failures(
             Record { key: failure.key, value: failure.value, headers, timestamp: now }
         })
         .collect();
-    log.append(topic, 0, &records).map_err(log_failure)?;
+    let batch = PartitionBatch { topic: topic.clone(), partition: 0, records };
+    log.append(Arc::from([batch]), generation).await.map_err(TaskError::log("dead-letter append"))?;
     Ok(())
 }

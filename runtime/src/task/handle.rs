@@ -6,6 +6,7 @@ use std::sync::Arc;
 use weir_connector_sdk::{DynSinkTask, DynSourceTask, Host, Level, RecordFailure, SourceOffset};
 
 use crate::host::{TaskError, TaskSetup, WasmSinkTask, WasmSourceTask};
+use crate::log::Generation;
 use crate::plugin::{Plugin, PluginCode};
 use crate::state_store::StateStore;
 
@@ -40,6 +41,12 @@ pub(crate) enum SinkHandle {
 }
 
 impl SourceHandle {
+    /// A natively compiled task, for the task loops' own tests.
+    #[cfg(test)]
+    pub(crate) fn native(task: Box<dyn DynSourceTask>) -> Self {
+        Self::Native(NativeSource(task))
+    }
+
     pub(crate) async fn open(plugin: &Plugin, setup: &TaskSetup) -> Result<Self, TaskError> {
         match &plugin.code {
             PluginCode::Source(pre) => {
@@ -51,7 +58,7 @@ impl SourceHandle {
                     open(&setup.config, &setup.task_config, setup.task_id, host).map_err(TaskError::Connector)?;
                 Ok(Self::Native(NativeSource(task)))
             }
-            _ => Err(TaskError::Host(format!("plugin {} is not a source connector", plugin.spec().name))),
+            _ => Err(TaskError::WrongKind { plugin: plugin.spec().name.clone(), expected: "source" }),
         }
     }
 
@@ -78,6 +85,12 @@ impl SourceHandle {
 }
 
 impl SinkHandle {
+    /// A natively compiled task, for the task loops' own tests.
+    #[cfg(test)]
+    pub(crate) fn native(task: Box<dyn DynSinkTask>) -> Self {
+        Self::Native(NativeSink(task))
+    }
+
     pub(crate) async fn open(plugin: &Plugin, setup: &TaskSetup) -> Result<Self, TaskError> {
         match &plugin.code {
             PluginCode::Sink(pre) => Ok(Self::Wasm(Box::new(WasmSinkTask::open(plugin.engine(), pre, setup).await?))),
@@ -87,7 +100,7 @@ impl SinkHandle {
                     open(&setup.config, &setup.task_config, setup.task_id, host).map_err(TaskError::Connector)?;
                 Ok(Self::Native(NativeSink(task)))
             }
-            _ => Err(TaskError::Host(format!("plugin {} is not a sink connector", plugin.spec().name))),
+            _ => Err(TaskError::WrongKind { plugin: plugin.spec().name.clone(), expected: "sink" }),
         }
     }
 
@@ -120,6 +133,7 @@ struct NativeHost {
     task: u32,
     committed: Vec<SourceOffset>,
     state: Arc<StateStore>,
+    generation: Generation,
 }
 
 impl NativeHost {
@@ -129,6 +143,7 @@ impl NativeHost {
             task: setup.task_id,
             committed: setup.committed.clone(),
             state: setup.state.clone(),
+            generation: setup.generation,
         }
     }
 }
@@ -154,14 +169,19 @@ impl Host for NativeHost {
         self.state.get(&self.connector, key)
     }
 
+    // The SDK's native `Host` is synchronous (a native connector is called from the task loop
+    // like a component, one call at a time), so a state write waits here for the log's append,
+    // which itself runs on the blocking pool, as a component's `state.set` waits for it.
     fn state_set(&self, key: &str, value: &[u8]) {
-        if let Err(error) = self.state.set(&self.connector, key, Some(value)) {
+        let write = self.state.set(&self.connector, key, Some(value), self.generation);
+        if let Err(error) = futures::executor::block_on(write) {
             tracing::warn!(connector = &*self.connector, %error, "state write failed");
         }
     }
 
     fn state_delete(&self, key: &str) {
-        if let Err(error) = self.state.set(&self.connector, key, None) {
+        let write = self.state.set(&self.connector, key, None, self.generation);
+        if let Err(error) = futures::executor::block_on(write) {
             tracing::warn!(connector = &*self.connector, %error, "state delete failed");
         }
     }

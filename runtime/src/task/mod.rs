@@ -3,10 +3,12 @@
 
 mod errors;
 mod handle;
-mod retry;
+pub(crate) mod retry;
 mod sink;
 mod source;
 mod status;
+#[cfg(test)]
+mod tests;
 
 pub(crate) use errors::ErrorHandling;
 pub(crate) use handle::{SinkHandle, SourceHandle};

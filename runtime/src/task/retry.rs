@@ -1,11 +1,16 @@
-//! Backoff between retries of a retriable failure (backon's exponential backoff with jitter,
-//! bounded by Kafka Connect's `errors.retry.timeout` and `errors.retry.delay.max.ms`), and
-//! cancellable sleeps.
+//! Retries of retriable failures: [`retry`], the one helper every retried call of a task loop
+//! goes through (poll, put, flush, append, offset commit), with backon's exponential backoff
+//! with jitter bounded by Kafka Connect's `errors.retry.timeout` and `errors.retry.delay.max.ms`;
+//! the restart policy of failed tasks; and cancellable sleeps.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use tokio_util::sync::CancellationToken;
+
+use super::status::TaskMetrics;
+use crate::host::TaskError;
 
 /// First wait after a failure.
 const FIRST_DELAY: Duration = Duration::from_millis(100);
@@ -57,6 +62,74 @@ impl Backoff {
         self.inner.next()
     }
 }
+
+/// How a retried call ended, when it did not fail.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Retried<T> {
+    /// It succeeded (maybe after retries).
+    Done(T),
+    /// The task was cancelled while waiting to retry: the call did not succeed.
+    Cancelled,
+}
+
+/// The decisions of one run of retries: whether an error is worth another try, how long to
+/// wait, counting and logging each retry. [`retry!`] drives it; nothing else retries.
+#[derive(Debug)]
+pub(crate) struct Retries {
+    what: &'static str,
+    backoff: Backoff,
+}
+
+impl Retries {
+    pub(crate) fn new(what: &'static str, policy: RetryPolicy) -> Self {
+        Self { what, backoff: Backoff::new(policy) }
+    }
+
+    /// After a failed try: `Ok(true)` to try again (after the backoff wait, counted in
+    /// `metrics.retries`), `Ok(false)` when `cancel` fired during the wait, or the error itself
+    /// when it is not retriable or the budget is spent.
+    ///
+    /// # Errors
+    /// `error`, when it is not to be retried.
+    pub(crate) async fn after(
+        &mut self,
+        error: TaskError,
+        cancel: &CancellationToken,
+        metrics: &TaskMetrics,
+    ) -> Result<bool, TaskError> {
+        if !error.is_retriable() {
+            return Err(error);
+        }
+        let Some(wait) = self.backoff.next_wait() else { return Err(error) };
+        metrics.retries.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(%error, what = self.what, wait_ms = wait.as_millis() as u64, "retriable failure, retrying");
+        Ok(sleep_or_cancel(wait, cancel).await)
+    }
+}
+
+/// Make a call until it succeeds (`Ok(Retried::Done(value))`), fails with an error that is not
+/// retriable or the policy's budget is spent (`Err`, the last error), or the task is cancelled
+/// while waiting to retry (`Ok(Retried::Cancelled)`). Every retry counts in the task's metrics.
+/// The call is an expression, evaluated again for each try (a macro, not a closure, so a call
+/// may borrow the task mutably and the task's future stays `Send`).
+///
+/// `retry!(what, policy, cancel, metrics, call_expression)`
+macro_rules! retry {
+    ($what:expr, $policy:expr, $cancel:expr, $metrics:expr, $call:expr) => {{
+        let mut retries = $crate::task::retry::Retries::new($what, $policy);
+        loop {
+            match $call {
+                Ok(value) => break Ok($crate::task::retry::Retried::Done(value)),
+                Err(error) => match retries.after(error, $cancel, $metrics).await {
+                    Ok(true) => continue,
+                    Ok(false) => break Ok($crate::task::retry::Retried::Cancelled),
+                    Err(error) => break Err(error),
+                },
+            }
+        }
+    }};
+}
+pub(crate) use retry;
 
 /// When a FAILED task is restarted: at most `max_attempts` within `window`, waiting
 /// `initial`, then twice as long each time (with jitter), up to `max`.
@@ -206,6 +279,55 @@ mod tests {
             max: Duration::ZERO,
         };
         assert_eq!(Restarts::new(policy).next_wait(std::time::Instant::now()), None);
+    }
+
+    fn retriable() -> TaskError {
+        TaskError::Connector(weir_connector_sdk::ConnectorError::Retriable("busy".into()))
+    }
+
+    #[tokio::test]
+    async fn retry_counts_each_retry_and_returns_the_success() {
+        let metrics = TaskMetrics::default();
+        let policy = RetryPolicy { timeout: None, max_delay: Duration::from_millis(1) };
+        let mut calls = 0;
+        let mut call = || {
+            calls += 1;
+            if calls < 4 { Err(retriable()) } else { Ok(calls) }
+        };
+        let result: Result<Retried<i32>, TaskError> =
+            retry!("test", policy, &CancellationToken::new(), &metrics, call());
+        let result = result.expect("succeeds on the fourth call");
+        assert_eq!(result, Retried::Done(4));
+        assert_eq!(metrics.retries.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test]
+    async fn retry_stops_at_a_fatal_error_and_when_cancelled() {
+        let metrics = TaskMetrics::default();
+        let policy = RetryPolicy { timeout: None, max_delay: Duration::from_secs(60) };
+        let fatal: Result<Retried<()>, TaskError> = retry!(
+            "test",
+            policy,
+            &CancellationToken::new(),
+            &metrics,
+            Err(TaskError::Connector(weir_connector_sdk::ConnectorError::Fatal("no".into())))
+        );
+        assert!(matches!(fatal, Err(TaskError::Connector(weir_connector_sdk::ConnectorError::Fatal(_)))));
+        assert_eq!(metrics.retries.load(Ordering::Relaxed), 0, "a fatal error is not retried");
+
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let cancelled: Result<Retried<()>, TaskError> = retry!("test", policy, &cancel, &metrics, Err(retriable()));
+        assert_eq!(cancelled.expect("cancelled is not an error"), Retried::Cancelled);
+    }
+
+    #[tokio::test]
+    async fn retry_gives_up_with_the_last_error_when_the_budget_is_spent() {
+        let metrics = TaskMetrics::default();
+        let policy = RetryPolicy { timeout: Some(Duration::ZERO), max_delay: Duration::from_millis(1) };
+        let result: Result<Retried<()>, TaskError> =
+            retry!("test", policy, &CancellationToken::new(), &metrics, Err(retriable()));
+        assert!(result.is_err_and(|error| error.is_retriable()));
     }
 
     #[test]

@@ -7,18 +7,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::future::select_all;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
-use weir_broker::{Bytes, Log};
 use weir_connector_sdk::batch::{SinkBatchReader, SinkBatchWriter, SinkRecordRef};
 
 use super::errors::{ErrorHandling, FailedRecord, Stage, handle_failures};
 use super::handle::SinkHandle;
-use super::retry::{Backoff, RetryPolicy, sleep_or_cancel};
-use super::source::log_failure;
+use super::retry::{Retried, RetryPolicy, retry};
 use super::status::TaskMetrics;
 use crate::host::TaskError;
+use crate::log::{Bytes, EventLog, FetchRequest, Generation, GroupOffset};
 use crate::transform::{self, Chain};
 
 /// How often a sink looks again for subscribed topics that do not exist yet.
@@ -48,14 +45,15 @@ struct Assigned {
     position: i64,
     /// Offset the group has committed (the flushed position).
     committed: i64,
-    end: watch::Receiver<i64>,
 }
 
 pub(crate) struct SinkTask {
     pub(crate) connector: Arc<str>,
     pub(crate) task_id: u32,
     pub(crate) handle: SinkHandle,
-    pub(crate) log: Arc<Log>,
+    pub(crate) log: Arc<dyn EventLog>,
+    /// The generation of the task's assignment: its group-offset commits carry it.
+    pub(crate) generation: Generation,
     pub(crate) metrics: Arc<TaskMetrics>,
     pub(crate) group: String,
     /// The topics the connector reads; a topic that does not exist yet is picked up when it
@@ -79,11 +77,11 @@ impl SinkTask {
     pub(crate) async fn run(mut self, cancel: CancellationToken) -> Result<(), TaskError> {
         let mut assigned = Vec::new();
         let mut missing = self.topics.clone();
-        self.assign_new(&mut assigned, &mut missing)?;
+        self.assign_new(&mut assigned, &mut missing).await?;
         let result = self.run_loop(&mut assigned, &mut missing, &cancel).await;
         let result = match result {
             // A clean stop: make everything put durable and commit it, so a restart redoes nothing.
-            Ok(()) => self.flush_and_commit(&mut assigned).await,
+            Ok(()) => self.flush_and_commit(&mut assigned, &cancel).await,
             Err(error) => Err(error),
         };
         let closed = self.handle.close().await;
@@ -91,25 +89,29 @@ impl SinkTask {
     }
 
     /// Take over this task's partitions of the topics in `missing` that exist now.
-    fn assign_new(&self, assigned: &mut Vec<Assigned>, missing: &mut Vec<String>) -> Result<(), TaskError> {
+    async fn assign_new(&mut self, assigned: &mut Vec<Assigned>, missing: &mut Vec<String>) -> Result<(), TaskError> {
         let mut still_missing = Vec::new();
+        let committed = self.log.group_offsets(&self.group).await.map_err(TaskError::log("reading group offsets"))?;
         for topic in missing.drain(..) {
-            let Some(config) = self.log.topic_config(&topic) else {
+            let Some(config) = self.log.topic_config(&topic).await.map_err(TaskError::log("reading a topic"))? else {
                 still_missing.push(topic);
                 continue;
             };
             for partition in
                 (0..config.partitions).filter(|partition| owner(&topic, *partition, self.task_count) == self.task_id)
             {
-                let start = self.log.start_offset(&topic, partition).map_err(log_failure)?;
-                let committed = self.log.committed_offset(&self.group, &topic, partition).unwrap_or(start).max(start);
-                assigned.push(Assigned {
-                    topic: topic.clone(),
-                    partition,
-                    position: committed,
-                    committed,
-                    end: self.log.end_offset_watch(&topic, partition).map_err(log_failure)?,
-                });
+                let start = self
+                    .log
+                    .offset_range(&topic, partition)
+                    .await
+                    .map_err(TaskError::log("reading a partition's offsets"))?
+                    .start;
+                let committed = committed
+                    .iter()
+                    .find(|offset| offset.topic == topic && offset.partition == partition)
+                    .map_or(start, |offset| offset.offset)
+                    .max(start);
+                assigned.push(Assigned { topic: topic.clone(), partition, position: committed, committed });
             }
             tracing::debug!(topic, "subscribed");
         }
@@ -129,10 +131,10 @@ impl SinkTask {
         // Size the next batch buffer like the last one, so steady state allocates once per batch.
         let mut capacity = 64 << 10;
         while !cancel.is_cancelled() {
-            let (batch, next_positions, bytes, failed) = self.gather(assigned, first, capacity)?;
+            let (batch, next_positions, bytes, failed) = self.gather(assigned, first, capacity).await?;
             if !failed.is_empty() {
                 self.metrics.errors.fetch_add(failed.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                handle_failures(&self.settings.errors, &self.log, &self.connector, self.task_id, failed)?;
+                self.dead_letters(failed).await?;
             }
             capacity = capacity.max(batch.byte_len());
             let batch_len = batch.len();
@@ -148,10 +150,10 @@ impl SinkTask {
             }
             if records == 0 {
                 if !missing.is_empty() {
-                    self.assign_new(assigned, missing)?;
+                    self.assign_new(assigned, missing).await?;
                 }
                 if dirty && last_flush.elapsed() >= self.settings.flush_interval {
-                    self.flush_and_commit(assigned).await?;
+                    self.flush_and_commit(assigned, cancel).await?;
                     dirty = false;
                     last_flush = Instant::now();
                 }
@@ -163,18 +165,22 @@ impl SinkTask {
                 if !missing.is_empty() {
                     wait = wait.min(MISSING_TOPIC_CHECK);
                 }
-                wait_for_data(assigned, wait, cancel).await;
+                self.wait_for_data(assigned, wait, cancel).await?;
                 continue;
             }
             let batch = batch.finish();
-            self.put(&batch, cancel).await?;
+            if !self.put(&batch, cancel).await? {
+                // Cancelled while retrying the put: these records were not delivered, so their
+                // positions stay where they were.
+                break;
+            }
             for (slot, position) in assigned.iter_mut().zip(next_positions) {
                 slot.position = position;
             }
             self.metrics.add_batch(records, bytes);
             dirty = true;
             if last_flush.elapsed() >= self.settings.flush_interval {
-                self.flush_and_commit(assigned).await?;
+                self.flush_and_commit(assigned, cancel).await?;
                 dirty = false;
                 last_flush = Instant::now();
             }
@@ -183,8 +189,8 @@ impl SinkTask {
     }
 
     /// Read up to one batch from the assigned partitions, starting at `first` for fairness.
-    fn gather(
-        &self,
+    async fn gather(
+        &mut self,
         assigned: &mut [Assigned],
         first: usize,
         capacity: usize,
@@ -195,21 +201,27 @@ impl SinkTask {
         let mut bytes = 0u64;
         let mut failed = Vec::new();
         let count = assigned.len();
-        for step in 0..count {
-            let index = (first + step) % count;
+        let order: Vec<usize> = (0..count).map(|step| (first + step) % count).collect();
+        let requests = order
+            .iter()
+            .map(|&index| FetchRequest {
+                topic: assigned[index].topic.clone(),
+                partition: assigned[index].partition,
+                from: positions[index],
+            })
+            .collect();
+        let fetched = self
+            .log
+            .fetch(requests, self.settings.max_read_bytes, limit)
+            .await
+            .map_err(TaskError::log("reading the assigned partitions"))?;
+        for part in fetched {
+            let index = order[part.request];
             if writer.len() >= limit {
                 break;
             }
-            let slot = &mut assigned[index];
-            // Marking the end offset seen here makes `wait_for_data` wake only on newer appends.
-            let end = *slot.end.borrow_and_update();
-            if positions[index] >= end {
-                continue;
-            }
-            let records = self
-                .log
-                .read(&slot.topic, slot.partition, positions[index], self.settings.max_read_bytes)
-                .map_err(log_failure)?;
+            let slot = &assigned[index];
+            let records = part.records;
             let partition = i32::try_from(slot.partition).unwrap_or(i32::MAX);
             let room = limit - writer.len();
             for record in records.iter().take(room) {
@@ -267,83 +279,93 @@ impl SinkTask {
         Ok((writer, positions, bytes, failed))
     }
 
+    /// Put a batch, retrying retriable errors; per-record failures follow `errors.tolerance`.
+    /// `false` when cancelled while retrying (nothing of the batch was delivered).
     #[allow(clippy::ptr_arg)]
-    async fn put(&mut self, batch: &Vec<u8>, cancel: &CancellationToken) -> Result<(), TaskError> {
-        let mut backoff = Backoff::new(self.settings.retry);
-        loop {
-            match self.handle.put(batch).await {
-                Ok(failures) if failures.is_empty() => return Ok(()),
-                Ok(failures) => {
-                    self.metrics.errors.fetch_add(failures.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                    let records: Vec<SinkRecordRef<'_>> = match SinkBatchReader::new(batch) {
-                        Ok(reader) => reader.filter_map(Result::ok).collect(),
-                        Err(_) => Vec::new(),
-                    };
-                    let failed = failures
-                        .into_iter()
-                        .map(|failure| match records.get(failure.index as usize) {
-                            Some(record) => FailedRecord {
-                                topic: record.topic.to_owned(),
-                                partition: Some(record.partition),
-                                offset: Some(record.offset),
-                                key: record.key.map(Bytes::copy_from_slice),
-                                value: record.value.map(Bytes::copy_from_slice),
-                                headers: record
-                                    .headers
-                                    .iter()
-                                    .map(|(name, value)| (name.to_owned(), value.map(Bytes::copy_from_slice)))
-                                    .collect(),
-                                error: failure.error,
-                                stage: Stage::TaskPut,
-                                context: Vec::new(),
-                            },
-                            None => FailedRecord {
-                                topic: format!("record #{} of the batch", failure.index),
-                                partition: None,
-                                offset: None,
-                                key: None,
-                                value: None,
-                                headers: Vec::new(),
-                                error: failure.error,
-                                stage: Stage::TaskPut,
-                                context: Vec::new(),
-                            },
-                        })
-                        .collect();
-                    return handle_failures(&self.settings.errors, &self.log, &self.connector, self.task_id, failed);
-                }
-                Err(error) if error.is_retriable() => {
-                    self.metrics.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(wait) = backoff.next_wait() else { return Err(error) };
-                    tracing::warn!(%error, wait_ms = wait.as_millis() as u64, "put failed, retrying");
-                    if !sleep_or_cancel(wait, cancel).await {
-                        return Err(error);
-                    }
-                }
-                Err(error) => return Err(error),
-            }
+    async fn put(&mut self, batch: &Vec<u8>, cancel: &CancellationToken) -> Result<bool, TaskError> {
+        let failures = match retry!("put", self.settings.retry, cancel, &self.metrics, self.handle.put(batch).await)? {
+            Retried::Done(failures) => failures,
+            Retried::Cancelled => return Ok(false),
+        };
+        if failures.is_empty() {
+            return Ok(true);
         }
+        self.metrics.errors.fetch_add(failures.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let records: Vec<SinkRecordRef<'_>> = match SinkBatchReader::new(batch) {
+            Ok(reader) => reader.filter_map(Result::ok).collect(),
+            Err(_) => Vec::new(),
+        };
+        let failed = failures
+            .into_iter()
+            .map(|failure| match records.get(failure.index as usize) {
+                Some(record) => FailedRecord {
+                    topic: record.topic.to_owned(),
+                    partition: Some(record.partition),
+                    offset: Some(record.offset),
+                    key: record.key.map(Bytes::copy_from_slice),
+                    value: record.value.map(Bytes::copy_from_slice),
+                    headers: record
+                        .headers
+                        .iter()
+                        .map(|(name, value)| (name.to_owned(), value.map(Bytes::copy_from_slice)))
+                        .collect(),
+                    error: failure.error,
+                    stage: Stage::TaskPut,
+                    context: Vec::new(),
+                },
+                None => FailedRecord {
+                    topic: format!("record #{} of the batch", failure.index),
+                    partition: None,
+                    offset: None,
+                    key: None,
+                    value: None,
+                    headers: Vec::new(),
+                    error: failure.error,
+                    stage: Stage::TaskPut,
+                    context: Vec::new(),
+                },
+            })
+            .collect();
+        self.dead_letters(failed).await?;
+        Ok(true)
     }
 
-    async fn flush_and_commit(&mut self, assigned: &mut [Assigned]) -> Result<(), TaskError> {
+    async fn dead_letters(&mut self, failed: Vec<FailedRecord>) -> Result<(), TaskError> {
+        handle_failures(&self.settings.errors, &*self.log, &self.connector, self.task_id, failed, self.generation).await
+    }
+
+    /// Flush the component, then (only if that succeeded) commit the group offsets of what was
+    /// put. A flush cancelled while retrying commits nothing (the records are put again after a
+    /// restart); at a stop the task is already cancelled, so its last flush gets one try.
+    async fn flush_and_commit(
+        &mut self,
+        assigned: &mut [Assigned],
+        cancel: &CancellationToken,
+    ) -> Result<(), TaskError> {
         if assigned.iter().all(|slot| slot.position == slot.committed) {
             return Ok(());
         }
-        let mut backoff = Backoff::new(self.settings.retry);
-        loop {
-            match self.handle.flush().await {
-                Ok(()) => break,
-                Err(error) if error.is_retriable() => {
-                    let Some(wait) = backoff.next_wait() else { return Err(error) };
-                    tracing::warn!(%error, "flush failed, retrying");
-                    tokio::time::sleep(wait).await;
-                }
-                Err(error) => return Err(error),
-            }
+        let flushed = retry!("flush", self.settings.retry, cancel, &self.metrics, self.handle.flush().await)?;
+        if flushed != Retried::Done(()) {
+            return Ok(());
         }
-        let offsets: Vec<(&str, u32, i64)> =
-            assigned.iter().map(|slot| (slot.topic.as_str(), slot.partition, slot.position)).collect();
-        self.log.commit_offsets(&self.group, &offsets).map_err(log_failure)?;
+        let offsets: Vec<GroupOffset> = assigned
+            .iter()
+            .map(|slot| GroupOffset { topic: slot.topic.clone(), partition: slot.partition, offset: slot.position })
+            .collect();
+        let log = &self.log;
+        let group = &self.group;
+        let generation = self.generation;
+        let committed = retry!(
+            "offset commit",
+            self.settings.retry,
+            cancel,
+            &self.metrics,
+            log.commit_offsets(group, offsets.clone(), generation).await.map_err(TaskError::log("offset commit"))
+        )?;
+        if committed != Retried::Done(()) {
+            return Ok(());
+        }
         for slot in assigned.iter_mut() {
             slot.committed = slot.position;
         }
@@ -351,18 +373,25 @@ impl SinkTask {
         tracing::debug!("offsets committed");
         Ok(())
     }
-}
 
-/// Wait until any assigned partition grows, the time passes, or the task is cancelled.
-async fn wait_for_data(assigned: &mut [Assigned], wait: Duration, cancel: &CancellationToken) {
-    if assigned.is_empty() {
-        sleep_or_cancel(wait, cancel).await;
-        return;
-    }
-    let changes = select_all(assigned.iter_mut().map(|slot| Box::pin(slot.end.changed())));
-    tokio::select! {
-        _ = changes => {}
-        () = tokio::time::sleep(wait) => {}
-        () = cancel.cancelled() => {}
+    /// Wait until any assigned partition holds data past this task's position, the time
+    /// passes, or the task is cancelled.
+    async fn wait_for_data(
+        &mut self,
+        assigned: &[Assigned],
+        wait: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<(), TaskError> {
+        let requests: Vec<FetchRequest> = assigned
+            .iter()
+            .map(|slot| FetchRequest { topic: slot.topic.clone(), partition: slot.partition, from: slot.position })
+            .collect();
+        tokio::select! {
+            waited = self.log.wait_for_data(&requests, wait) => {
+                waited.map_err(TaskError::log("waiting for data"))?;
+            }
+            () = cancel.cancelled() => {}
+        }
+        Ok(())
     }
 }

@@ -10,16 +10,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use weir_broker::{Bytes, Log, LogError, Record, TopicConfig, partition_for_key};
+use weir_broker::partition_for_key;
 use weir_connector_sdk::SourceOffset;
 use weir_connector_sdk::batch::SourceBatchReader;
 
 use super::errors::{ErrorHandling, FailedRecord, Stage, handle_failures};
 use super::handle::SourceHandle;
-use super::retry::{Backoff, RetryPolicy, sleep_or_cancel};
+use super::retry::{Retried, RetryPolicy, retry, sleep_or_cancel};
 use super::status::TaskMetrics;
 use crate::host::TaskError;
 use crate::keyed_store::now_ms;
+use crate::log::{Batches, Bytes, EventLog, Generation, PartitionBatch, Record, TopicConfig};
 use crate::state_store::OffsetStore;
 use crate::transform::{self, Chain};
 
@@ -43,12 +44,14 @@ pub(crate) struct SourceTask {
     pub(crate) connector: Arc<str>,
     pub(crate) task_id: u32,
     pub(crate) handle: SourceHandle,
-    pub(crate) log: Arc<Log>,
+    pub(crate) log: Arc<dyn EventLog>,
     pub(crate) offsets: Arc<OffsetStore>,
+    /// The generation of the task's assignment: every append and offset commit carries it.
+    pub(crate) generation: Generation,
     pub(crate) metrics: Arc<TaskMetrics>,
     /// Told of each topic the task writes to for the first time in this run (the connector's
     /// active topics).
-    pub(crate) on_new_topic: Arc<dyn Fn(&str) + Send + Sync>,
+    pub(crate) on_new_topic: crate::supervisor::OnNewTopic,
     pub(crate) settings: SourceSettings,
 }
 
@@ -96,7 +99,7 @@ impl SourceTask {
             let polled = polled?;
             finished?;
             let Some(batch) = polled else { break };
-            let routed = self.route(batch, &mut routes)?;
+            let routed = self.route(batch, &mut routes).await?;
             self.metrics.errors.fetch_add(routed.failed.len() as u64, std::sync::atomic::Ordering::Relaxed);
             if routed.records == 0 && routed.failed.is_empty() {
                 sleep_or_cancel(idle_wait, cancel).await;
@@ -112,36 +115,56 @@ impl SourceTask {
         Ok(())
     }
 
-    /// Start appending a routed batch and storing its positions, on the blocking pool.
+    /// Start making a routed batch durable (failed records to the dead-letter topic, then the
+    /// records with their positions) in a task of its own, so the next poll overlaps it.
     fn persist(&self, routed: Routed, cancel: &CancellationToken) -> Pending {
         let log = self.log.clone();
         let offsets = self.offsets.clone();
+        let metrics = self.metrics.clone();
         let connector = self.connector.clone();
         let cancel = cancel.clone();
         let positions = routed.positions.clone();
-        let batches = routed.batches;
+        let batches: Batches = routed
+            .batches
+            .into_iter()
+            .map(|((topic, partition), records)| PartitionBatch { topic, partition, records })
+            .collect();
         let failed = routed.failed;
         let errors = self.settings.errors.clone();
-        let retry = self.settings.retry;
+        let policy = self.settings.retry;
         let task = self.task_id;
-        let work = tokio::task::spawn_blocking(move || {
+        let generation = self.generation;
+        let work = tokio::spawn(async move {
             // Failed records first: with tolerance `none` this fails the task before anything
             // of the batch is committed; with `all` they are in the dead-letter topic before
             // the positions covering them are stored.
-            handle_failures(&errors, &log, &connector, task, failed)?;
-            let slices: Vec<(&str, u32, &[Record])> = batches
-                .iter()
-                .map(|((topic, partition), records)| (topic.as_str(), *partition, records.as_slice()))
-                .collect();
-            with_retries("append", retry, &cancel, || log.append_many(&slices).map(|_| ()))?;
-            with_retries("offset commit", retry, &cancel, || offsets.commit(&connector, &positions))
+            handle_failures(&errors, &*log, &connector, task, failed, generation).await?;
+            // Positions are stored only after the records: a retry after a failure between the
+            // two repeats the batch in hand, never skips it.
+            let stored = retry!(
+                "append",
+                policy,
+                &cancel,
+                &metrics,
+                offsets
+                    .append_with_positions(&*log, &connector, batches.clone(), &positions, generation)
+                    .await
+                    .map_err(TaskError::log("append"))
+            )?;
+            Ok(stored == Retried::Done(()))
         });
         Pending { work, positions: routed.positions, records: routed.records, bytes: routed.bytes }
     }
 
     /// Wait for a persisted batch, then tell the component (unless it can no longer hear it).
     async fn finish(&mut self, pending: Pending, notify: bool) -> Result<(), TaskError> {
-        pending.work.await.map_err(|error| TaskError::Host(format!("the append thread panicked: {error}")))??;
+        let stored =
+            pending.work.await.map_err(|source| TaskError::Panicked { what: "append", source: Arc::new(source) })??;
+        if !stored {
+            // Cancelled while retrying: the batch is not durable, so nothing is committed and a
+            // restart polls it again.
+            return Ok(());
+        }
         if notify {
             self.handle.commit(&pending.positions).await?;
         }
@@ -153,29 +176,15 @@ impl SourceTask {
 
     /// Poll, retrying retriable errors with backoff. `None` when cancelled while retrying.
     async fn poll(&mut self, cancel: &CancellationToken) -> Result<Option<Bytes>, TaskError> {
-        let mut backoff = Backoff::new(self.settings.retry);
-        loop {
-            match self.handle.poll(self.settings.batch_size).await {
-                Ok(batch) => return Ok(Some(Bytes::from(batch))),
-                Err(error) if error.is_retriable() => {
-                    self.metrics.retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(wait) = backoff.next_wait() else { return Err(error) };
-                    tracing::warn!(%error, wait_ms = wait.as_millis() as u64, "poll failed, retrying");
-                    if !sleep_or_cancel(wait, cancel).await {
-                        return Ok(None);
-                    }
-                }
-                Err(error) => return Err(error),
-            }
+        let max = self.settings.batch_size;
+        match retry!("poll", self.settings.retry, cancel, &self.metrics, self.handle.poll(max).await)? {
+            Retried::Done(batch) => Ok(Some(Bytes::from(batch))),
+            Retried::Cancelled => Ok(None),
         }
     }
 
-    fn route(&self, batch: Bytes, routes: &mut HashMap<String, Route>) -> Result<Routed, TaskError> {
-        let malformed = |error: &dyn std::fmt::Display| {
-            TaskError::Connector(weir_connector_sdk::ConnectorError::Fatal(format!(
-                "poll returned a malformed batch: {error}"
-            )))
-        };
+    async fn route(&mut self, batch: Bytes, routes: &mut HashMap<String, Route>) -> Result<Routed, TaskError> {
+        let malformed = |error: &dyn std::fmt::Display| TaskError::MalformedBatch { reason: error.to_string() };
         let reader = SourceBatchReader::new(&batch).map_err(|error| malformed(&error))?;
         let now = now_ms();
         let mut routed =
@@ -244,8 +253,8 @@ impl SourceTask {
             let route = match routes.get_mut(&*topic) {
                 Some(route) => route,
                 None => {
-                    let partitions = self.ensure_topic(&topic)?;
-                    (self.on_new_topic)(&topic);
+                    let partitions = self.ensure_topic(&topic).await?;
+                    (self.on_new_topic)(topic.to_string());
                     routes.entry(topic.clone().into_owned()).or_insert(Route { partitions, round_robin: 0 })
                 }
             };
@@ -292,53 +301,17 @@ impl SourceTask {
         Ok(routed)
     }
 
-    fn ensure_topic(&self, topic: &str) -> Result<u32, TaskError> {
-        if let Some(config) = self.log.topic_config(topic) {
-            return Ok(config.partitions);
-        }
+    async fn ensure_topic(&mut self, topic: &str) -> Result<u32, TaskError> {
         let config = TopicConfig { partitions: self.settings.default_partitions, ..TopicConfig::default() };
-        if let Err(error) = self.log.ensure_topic(topic, config) {
-            // Someone else created it meanwhile (with its own partition count): use theirs.
-            if self.log.topic_config(topic).is_none() {
-                return Err(log_failure(error));
-            }
-        }
-        let partitions =
-            self.log.topic_config(topic).map_or(self.settings.default_partitions, |config| config.partitions);
-        tracing::info!(topic, partitions, "created topic");
-        Ok(partitions)
+        self.log.ensure_topic(topic, config).await.map_err(TaskError::log("creating a topic"))
     }
 }
 
 /// A batch on its way into the log.
 struct Pending {
-    work: tokio::task::JoinHandle<Result<(), TaskError>>,
+    /// `true` once the records and positions are durable; `false` if cancelled while retrying.
+    work: tokio::task::JoinHandle<Result<bool, TaskError>>,
     positions: Vec<SourceOffset>,
     records: u64,
     bytes: u64,
-}
-
-/// Run a log operation, retrying retriable failures with backoff (on the blocking pool).
-fn with_retries(
-    what: &str,
-    retry: RetryPolicy,
-    cancel: &CancellationToken,
-    mut operation: impl FnMut() -> Result<(), LogError>,
-) -> Result<(), TaskError> {
-    let mut backoff = Backoff::new(retry);
-    loop {
-        match operation() {
-            Ok(()) => return Ok(()),
-            Err(error) if error.is_retriable() && !cancel.is_cancelled() => {
-                let Some(wait) = backoff.next_wait() else { return Err(log_failure(error)) };
-                tracing::warn!(%error, what, "log operation failed, retrying");
-                std::thread::sleep(wait);
-            }
-            Err(error) => return Err(log_failure(error)),
-        }
-    }
-}
-
-pub(crate) fn log_failure(error: LogError) -> TaskError {
-    TaskError::Host(format!("the log failed: {error}"))
 }

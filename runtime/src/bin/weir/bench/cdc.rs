@@ -19,10 +19,12 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use weir_broker::{FlushPolicy, TopicConfig};
+use weir_broker::FlushPolicy;
+use weir_runtime::Herder as _;
+use weir_runtime::log::{EventLog, FetchRequest, TopicConfig};
 
-use crate::manifest::{ConnectorDefinition, Grants, PostgresGrant};
-use crate::worker::{Worker, WorkerConfig};
+use weir_runtime::manifest::{ConnectorDefinition, Grants, PostgresGrant};
+use weir_runtime::worker::{Worker, WorkerConfig};
 
 const PUBLICATION: &str = "weir_bench";
 const SNAPSHOT_PUBLICATION: &str = "weir_bench_snapshot";
@@ -30,48 +32,50 @@ const LATENCY_PUBLICATION: &str = "weir_bench_latency";
 
 /// Where the server is and what to run (the `weir bench-cdc` flags).
 #[derive(Debug, Clone, clap::Args)]
-pub struct CdcBenchOptions {
+pub(crate) struct CdcBenchOptions {
     #[arg(long, default_value = "127.0.0.1")]
-    pub host: String,
+    pub(crate) host: String,
     #[arg(long, default_value_t = 5432)]
-    pub port: u16,
+    pub(crate) port: u16,
     #[arg(long, default_value = "postgres")]
-    pub user: String,
+    pub(crate) user: String,
     #[arg(long, default_value = "postgres")]
-    pub database: String,
+    pub(crate) database: String,
     /// Where `pg_recvlogical` and `pgbench` are (default: `pg_config --bindir`).
     #[arg(long)]
-    pub bindir: Option<PathBuf>,
+    pub(crate) bindir: Option<PathBuf>,
     /// Runs per workload; medians are reported.
     #[arg(long, default_value_t = 5)]
-    pub runs: usize,
+    pub(crate) runs: usize,
     /// Rows inserted in the one-transaction workload (and snapshotted).
     #[arg(long, default_value_t = 1_000_000)]
-    pub rows: u64,
+    pub(crate) rows: u64,
     /// pgbench (TPC-B) clients of the small-transaction workload.
     #[arg(long, default_value_t = 4)]
-    pub pgbench_clients: u32,
+    pub(crate) pgbench_clients: u32,
     /// pgbench transactions per client.
     #[arg(long, default_value_t = 10_000)]
-    pub pgbench_transactions: u32,
+    pub(crate) pgbench_transactions: u32,
     /// Records per poll of the connector.
     #[arg(long, default_value_t = 1000)]
-    pub batch_size: u32,
+    pub(crate) batch_size: u32,
     /// Inserts per second of the latency run.
     #[arg(long, default_value_t = 5000)]
-    pub latency_rate: u32,
+    pub(crate) latency_rate: u32,
     /// Seconds of the latency run (0: skip it).
     #[arg(long, default_value_t = 20)]
-    pub latency_seconds: u32,
+    pub(crate) latency_seconds: u32,
 }
 
 /// A failed benchmark step.
 #[derive(Debug, thiserror::Error)]
-pub enum CdcBenchError {
+pub(crate) enum CdcBenchError {
     #[error("postgres: {0}")]
     Postgres(#[from] tokio_postgres::Error),
     #[error("the worker: {0}")]
-    Worker(#[from] crate::worker::WorkerError),
+    Worker(#[from] weir_runtime::worker::WorkerError),
+    #[error(transparent)]
+    Herder(#[from] weir_runtime::HerderError),
     #[error("running {program}: {message}")]
     Tool { program: String, message: String },
     #[error("{0}")]
@@ -80,16 +84,16 @@ pub enum CdcBenchError {
 
 /// One workload's runs.
 #[derive(Debug, Clone)]
-pub struct Throughput {
-    pub workload: String,
-    pub changes: u64,
+pub(crate) struct Throughput {
+    pub(crate) workload: String,
+    pub(crate) changes: u64,
     /// Seconds of each run, in run order.
-    pub weir_seconds: Vec<f64>,
-    pub recvlogical_seconds: Vec<f64>,
+    pub(crate) weir_seconds: Vec<f64>,
+    pub(crate) recvlogical_seconds: Vec<f64>,
     /// CPU seconds (user + system) of each run: weir's process, `pg_recvlogical`'s. The
     /// server's walsender, the same work for both, is not counted.
-    pub weir_cpu_seconds: Vec<f64>,
-    pub recvlogical_cpu_seconds: Vec<f64>,
+    pub(crate) weir_cpu_seconds: Vec<f64>,
+    pub(crate) recvlogical_cpu_seconds: Vec<f64>,
 }
 
 impl Throughput {
@@ -109,37 +113,37 @@ fn median(values: impl IntoIterator<Item = f64>) -> f64 {
 }
 
 impl Throughput {
-    pub fn weir_rate(&self) -> f64 {
+    pub(crate) fn weir_rate(&self) -> f64 {
         self.changes as f64 / median(self.weir_seconds.iter().copied())
     }
 
-    pub fn recvlogical_rate(&self) -> f64 {
+    pub(crate) fn recvlogical_rate(&self) -> f64 {
         self.changes as f64 / median(self.recvlogical_seconds.iter().copied())
     }
 
     /// Median CPU microseconds per change: (weir, pg_recvlogical).
-    pub fn cpu_us_per_change(&self) -> (f64, f64) {
+    pub(crate) fn cpu_us_per_change(&self) -> (f64, f64) {
         let per_change = |seconds: &[f64]| median(seconds.iter().copied()) * 1e6 / self.changes as f64;
         (per_change(&self.weir_cpu_seconds), per_change(&self.recvlogical_cpu_seconds))
     }
 
     /// Median of the per-run ratios weir / pg_recvlogical (each run on the same WAL).
-    pub fn ratio(&self) -> f64 {
+    pub(crate) fn ratio(&self) -> f64 {
         median(self.weir_seconds.iter().zip(&self.recvlogical_seconds).map(|(weir, recv)| recv / weir))
     }
 }
 
 /// Everything measured.
 #[derive(Debug, Clone)]
-pub struct CdcBenchReport {
-    pub options: CdcBenchOptions,
-    pub throughput: Vec<Throughput>,
+pub(crate) struct CdcBenchReport {
+    pub(crate) options: CdcBenchOptions,
+    pub(crate) throughput: Vec<Throughput>,
     /// Rows and seconds of each snapshot run.
-    pub snapshot_rows: u64,
-    pub snapshot_seconds: Vec<f64>,
+    pub(crate) snapshot_rows: u64,
+    pub(crate) snapshot_seconds: Vec<f64>,
     /// Insert → readable in the log, microseconds, sorted.
-    pub latencies_us: Vec<u64>,
-    pub latency_achieved_rate: f64,
+    pub(crate) latencies_us: Vec<u64>,
+    pub(crate) latency_achieved_rate: f64,
 }
 
 fn percentile(sorted: &[u64], fraction: f64) -> f64 {
@@ -225,7 +229,7 @@ struct Bench {
 ///
 /// # Errors
 /// When Postgres, a tool or the worker fails, or a reader stalls.
-pub async fn run(options: &CdcBenchOptions) -> Result<CdcBenchReport, CdcBenchError> {
+pub(crate) async fn run(options: &CdcBenchOptions) -> Result<CdcBenchReport, CdcBenchError> {
     let bindir = match &options.bindir {
         Some(dir) => dir.clone(),
         None => bindir()?,
@@ -494,13 +498,13 @@ impl Bench {
         let started = Instant::now();
         let deadline = started + Duration::from_secs(900);
         loop {
-            let snapshot = worker.connector_snapshot("bench-cdc");
+            let snapshot = worker.herder().status("bench-cdc");
             let tasks = snapshot.as_ref().map(|connector| connector.tasks.as_slice()).unwrap_or_default();
             let done: u64 = tasks.iter().map(|task| task.records).sum();
             if done >= records {
                 return Ok(started.elapsed().as_secs_f64());
             }
-            if let Some(failed) = tasks.iter().find(|task| task.status.state == crate::task::State::Failed) {
+            if let Some(failed) = tasks.iter().find(|task| task.status.state == weir_runtime::task::State::Failed) {
                 return Err(CdcBenchError::Stalled(format!("the CDC task failed: {:?}", failed.status.trace)));
             }
             if Instant::now() > deadline {
@@ -514,7 +518,7 @@ impl Bench {
         let worker = self.worker("stream").await?;
         let (own_before, _) = cpu_seconds();
         let started = Instant::now();
-        worker.create(self.definition(slot, PUBLICATION, "never")).await?;
+        worker.herder().create(self.definition(slot, PUBLICATION, "never")).await?;
         let result = self.until_committed(&worker, changes).await;
         let seconds = started.elapsed().as_secs_f64();
         let (own_after, _) = cpu_seconds();
@@ -526,7 +530,7 @@ impl Bench {
         let slot = format!("weir_bench_snapshot_{run}");
         let worker = self.worker("snapshot").await?;
         let started = Instant::now();
-        worker.create(self.definition(&slot, SNAPSHOT_PUBLICATION, "initial_only")).await?;
+        worker.herder().create(self.definition(&slot, SNAPSHOT_PUBLICATION, "initial_only")).await?;
         let result = self.until_committed(&worker, self.options.rows).await;
         let seconds = started.elapsed().as_secs_f64();
         worker.shutdown().await;
@@ -542,8 +546,9 @@ impl Bench {
         worker
             .log()
             .ensure_topic(topic, TopicConfig { partitions: 1, ..TopicConfig::default() })
+            .await
             .map_err(|error| CdcBenchError::Stalled(format!("creating {topic}: {error}")))?;
-        worker.create(self.definition("weir_bench_latency", LATENCY_PUBLICATION, "never")).await?;
+        worker.herder().create(self.definition("weir_bench_latency", LATENCY_PUBLICATION, "never")).await?;
         // Let the connector create its slot and start streaming before the clock starts.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -619,21 +624,21 @@ fn cpu_seconds() -> (f64, f64) {
 }
 
 /// Follow `topic` until `total` records were read: for each, now minus its `written_us`, in order.
-async fn tail(log: std::sync::Arc<weir_broker::Log>, topic: String, total: u64) -> Result<Vec<u64>, CdcBenchError> {
+async fn tail(log: std::sync::Arc<dyn EventLog>, topic: String, total: u64) -> Result<Vec<u64>, CdcBenchError> {
     let failed = |error: &dyn fmt::Display| CdcBenchError::Stalled(format!("reading {topic}: {error}"));
-    let mut watch = log.end_offset_watch(&topic, 0).map_err(|error| failed(&error))?;
     let mut latencies = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
     let mut from = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     while (latencies.len() as u64) < total {
-        let records = log.read(&topic, 0, from, 1 << 20).map_err(|error| failed(&error))?;
-        if records.is_empty() {
-            match tokio::time::timeout_at(deadline, watch.changed()).await {
-                Ok(Ok(())) => continue,
-                Ok(Err(error)) => return Err(failed(&error)),
-                Err(_) => return Err(CdcBenchError::Stalled(format!("only {} records in {topic}", latencies.len()))),
+        let request = FetchRequest { topic: topic.clone(), partition: 0, from };
+        let fetched = log.fetch(vec![request.clone()], 1 << 20, usize::MAX).await.map_err(|error| failed(&error))?;
+        let Some(records) = fetched.into_iter().next().map(|partition| partition.records) else {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() || !log.wait_for_data(&[request], left).await.map_err(|error| failed(&error))? {
+                return Err(CdcBenchError::Stalled(format!("only {} records in {topic}", latencies.len())));
             }
-        }
+            continue;
+        };
         let now_us = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_micros());
         for record in records {
             from = record.offset + 1;

@@ -8,28 +8,26 @@ use std::time::{Duration, Instant};
 
 use weir_broker::FlushPolicy;
 use weir_connector_sdk::native;
+use weir_runtime::Herder as _;
 
-use crate::manifest::ConnectorDefinition;
+use weir_runtime::manifest::ConnectorDefinition;
 
-pub mod backpressure;
-use crate::worker::{Worker, WorkerConfig, WorkerError};
-
-pub mod cdc;
+use weir_runtime::worker::{Worker, WorkerConfig};
 
 /// What to run.
 #[derive(Debug, Clone)]
-pub struct BenchOptions {
-    pub records: u64,
-    pub value_sizes: Vec<usize>,
-    pub runs: usize,
-    pub batch_size: u32,
-    pub partitions: u32,
-    pub flush: FlushPolicy,
+pub(crate) struct BenchOptions {
+    pub(crate) records: u64,
+    pub(crate) value_sizes: Vec<usize>,
+    pub(crate) runs: usize,
+    pub(crate) batch_size: u32,
+    pub(crate) partitions: u32,
+    pub(crate) flush: FlushPolicy,
 }
 
 /// How the connectors run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     Wasm,
     Native,
 }
@@ -45,36 +43,36 @@ impl fmt::Display for Mode {
 
 /// One configuration's result: the median over its runs.
 #[derive(Debug, Clone)]
-pub struct BenchResult {
-    pub mode: Mode,
-    pub value_size: usize,
-    pub records: u64,
+pub(crate) struct BenchResult {
+    pub(crate) mode: Mode,
+    pub(crate) value_size: usize,
+    pub(crate) records: u64,
     /// Every run's seconds, in run order.
-    pub seconds: Vec<f64>,
+    pub(crate) seconds: Vec<f64>,
 }
 
 impl BenchResult {
-    pub fn median_seconds(&self) -> f64 {
+    pub(crate) fn median_seconds(&self) -> f64 {
         let mut sorted = self.seconds.clone();
         sorted.sort_by(f64::total_cmp);
         sorted[sorted.len() / 2]
     }
 
-    pub fn records_per_second(&self) -> f64 {
+    pub(crate) fn records_per_second(&self) -> f64 {
         self.records as f64 / self.median_seconds()
     }
 
     /// Value megabytes (10^6 bytes) per second.
-    pub fn megabytes_per_second(&self) -> f64 {
+    pub(crate) fn megabytes_per_second(&self) -> f64 {
         self.records_per_second() * self.value_size as f64 / 1e6
     }
 }
 
 /// All results, printable as a table with the WASM/native ratios.
 #[derive(Debug, Clone)]
-pub struct BenchReport {
-    pub options: BenchOptions,
-    pub results: Vec<BenchResult>,
+pub(crate) struct BenchReport {
+    pub(crate) options: BenchOptions,
+    pub(crate) results: Vec<BenchResult>,
 }
 
 impl fmt::Display for BenchReport {
@@ -118,7 +116,7 @@ impl fmt::Display for BenchReport {
 ///
 /// # Errors
 /// When a worker cannot start or a connector cannot be created.
-pub async fn run(options: &BenchOptions) -> Result<BenchReport, WorkerError> {
+pub(crate) async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
     let mut results = Vec::new();
     let scratch = std::env::temp_dir().join(format!("weir-bench-{}", std::process::id()));
     for &value_size in &options.value_sizes {
@@ -143,7 +141,7 @@ pub async fn run(options: &BenchOptions) -> Result<BenchReport, WorkerError> {
     Ok(BenchReport { options: options.clone(), results })
 }
 
-async fn run_once(options: &BenchOptions, mode: Mode, value_size: usize, dir: PathBuf) -> Result<f64, WorkerError> {
+async fn run_once(options: &BenchOptions, mode: Mode, value_size: usize, dir: PathBuf) -> anyhow::Result<f64> {
     let mut config = WorkerConfig::new(dir);
     config.flush = options.flush.clone();
     config.batch_size = options.batch_size;
@@ -182,12 +180,13 @@ async fn run_once(options: &BenchOptions, mode: Mode, value_size: usize, dir: Pa
     );
     let sink = definition("bench-sink", "blackhole", serde_json::json!({ "topics": "bench" }));
     let started = Instant::now();
-    worker.create(sink).await?;
-    worker.create(source).await?;
+    worker.herder().create(sink).await?;
+    worker.herder().create(source).await?;
     let deadline = started + Duration::from_secs(600);
     loop {
         let delivered: u64 = worker
-            .snapshot()
+            .herder()
+            .statuses()
             .iter()
             .filter(|connector| connector.name == "bench-sink")
             .flat_map(|connector| connector.tasks.iter().map(|task| task.records))

@@ -15,32 +15,32 @@ use anyhow::Context as _;
 
 /// What to run.
 #[derive(Debug, Clone)]
-pub struct BackpressureOptions {
+pub(crate) struct BackpressureOptions {
     /// The `weir` binary to start (normally this one).
-    pub exe: PathBuf,
+    pub(crate) exe: PathBuf,
     /// Seconds each process runs.
-    pub seconds: u64,
+    pub(crate) seconds: u64,
     /// The slow sink's time per `put` in ms.
-    pub delay_ms: u64,
+    pub(crate) delay_ms: u64,
     /// Bytes of each record's value.
-    pub value_size: usize,
+    pub(crate) value_size: usize,
 }
 
 /// One process's run.
 #[derive(Debug, Clone)]
-pub struct Sampled {
-    pub label: String,
-    pub delay_ms: u64,
+pub(crate) struct Sampled {
+    pub(crate) label: String,
+    pub(crate) delay_ms: u64,
     /// (seconds since start, resident KiB).
-    pub samples: Vec<(f64, u64)>,
-    pub polled: u64,
-    pub written: u64,
+    pub(crate) samples: Vec<(f64, u64)>,
+    pub(crate) polled: u64,
+    pub(crate) written: u64,
     /// Bytes of the data directory (the log) at the end.
-    pub disk_bytes: u64,
+    pub(crate) disk_bytes: u64,
 }
 
 impl Sampled {
-    pub fn peak_kib(&self) -> u64 {
+    pub(crate) fn peak_kib(&self) -> u64 {
         self.samples.iter().map(|(_, kib)| *kib).max().unwrap_or(0)
     }
 
@@ -58,9 +58,9 @@ impl Sampled {
 
 /// Both runs.
 #[derive(Debug, Clone)]
-pub struct BackpressureReport {
-    pub options: BackpressureOptions,
-    pub runs: Vec<Sampled>,
+pub(crate) struct BackpressureReport {
+    pub(crate) options: BackpressureOptions,
+    pub(crate) runs: Vec<Sampled>,
 }
 
 impl fmt::Display for BackpressureReport {
@@ -112,7 +112,7 @@ fn mib(kib: u64) -> f64 {
 ///
 /// # Errors
 /// When a process cannot be started or its data directory cannot be made.
-pub async fn run(options: &BackpressureOptions) -> anyhow::Result<BackpressureReport> {
+pub(crate) async fn run(options: &BackpressureOptions) -> anyhow::Result<BackpressureReport> {
     let scratch = std::env::temp_dir().join(format!("weir-bench-backpressure-{}", std::process::id()));
     let mut runs = Vec::new();
     for (label, delay_ms) in [("keeps up", 0), ("slow", options.delay_ms)] {

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Before/after: two release builds of weir, benchmarked interleaved in one script so the machine's
+# drift hits both alike. For each round: `weir bench` (datagen -> log -> blackhole, WASM and
+# native, 100 B and 1 KiB) and the CDC benchmark (tests/bench/cdc.sh, one run each) with the old
+# binary, then with the new one. Prints every figure and, per figure, the medians and new/old.
+#
+#   bash tests/bench/compare.sh OLD_WEIR NEW_WEIR [ROUNDS]
+set -euo pipefail
+
+old="$1"
+new="$2"
+rounds="${3:-5}"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+out="$(mktemp -d /tmp/weir-compare.XXXXXX)"
+echo "results in $out"
+
+for round in $(seq 1 "$rounds"); do
+    for side in old new; do
+        bin="$old"
+        [ "$side" = new ] && bin="$new"
+        # mode, value size, records/s, and the wasm/native ratio on wasm lines.
+        "$bin" bench --runs 1 --records 500000 2>/dev/null \
+            | awk -v side="$side" '$1 == "wasm" || $1 == "native" { print side, "bench-" $1 "-" $2, $3; if ($1 == "wasm") print side, "ratio-" $2, $5 }' \
+            >> "$out/figures"
+        WEIR_BIN="$bin" bash "$root/tests/bench/cdc.sh" --runs 1 --rows 500000 --latency-seconds 5 2>/dev/null \
+            | awk -v side="$side" '
+                /^1M|^[0-9]+ inserts|one transaction/ { print side, "cdc-inserts", $(NF-2) }
+                /pgbench/ { print side, "cdc-pgbench", $(NF-2) }
+                /^snapshot:/ { print side, "cdc-snapshot", $4 }' \
+            >> "$out/figures"
+        echo "round $round $side done" >&2
+    done
+done
+
+python3 - "$out/figures" <<'PY'
+import statistics, sys
+figures = {}
+for line in open(sys.argv[1]):
+    side, name, value = line.split()
+    figures.setdefault(name, {}).setdefault(side, []).append(float(value))
+print(f"{'figure':<22} {'old median':>12} {'new median':>12} {'new/old':>8}   runs old | new")
+for name in sorted(figures):
+    old, new = figures[name].get("old", []), figures[name].get("new", [])
+    if not old or not new:
+        continue
+    mo, mn = statistics.median(old), statistics.median(new)
+    print(f"{name:<22} {mo:>12.3f} {mn:>12.3f} {mn / mo:>8.3f}   {' '.join(f'{v:.0f}' for v in old)} | {' '.join(f'{v:.0f}' for v in new)}")
+PY
