@@ -115,7 +115,7 @@ impl Worker {
     ) -> Result<Self, WorkerError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|source| WorkerError::DataDir { path: config.data_dir.clone(), source })?;
-        let log_config = LogConfig { flush: config.flush.clone(), ..LogConfig::default() };
+        let log_config = LogConfig { flush: config.flush, ..LogConfig::default() };
         let log: Arc<dyn EventLog> = Arc::new(
             EmbeddedLog::open(config.data_dir.join("log"), log_config).await.map_err(log_error("opening the log"))?,
         );

@@ -90,11 +90,10 @@ mod parser_properties {
             let end = (position + cut).min(text.len());
             text.replace_range(position..end, &insert);
             let lines = text.lines().count().max(1);
-            if let Err(error) = ManifestFile::parse(Path::new("fuzz.yaml"), text) {
-                if let Some(line) = error.line {
+            if let Err(error) = ManifestFile::parse(Path::new("fuzz.yaml"), text)
+                && let Some(line) = error.line {
                     prop_assert!(line >= 1 && line <= lines + 1, "line {} of {}", line, lines);
                 }
-            }
         }
     }
 }

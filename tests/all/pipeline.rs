@@ -145,7 +145,7 @@ fn twenty_sigkills_at_random_moments_lose_nothing() {
     let ids = sink_ids(&out);
     let (unique, duplicates) = distinct(&ids);
     assert_eq!(unique, total as usize, "0 lost");
-    assert!(ids.iter().all(|id| *id < total as u64));
+    assert!(ids.iter().all(|id| *id < total));
     eprintln!(
         "twenty_sigkills_at_random_moments_lose_nothing: sink lines after each kill {killed_at:?}; \
          {duplicates} duplicates of {total} ({} lines)",

@@ -740,9 +740,15 @@ async fn a_connector_being_changed_never_answers_404() {
             let send = send.clone();
             tokio::spawn(async move {
                 let mut answers = std::collections::BTreeMap::<u16, u64>::new();
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Bounded, and yielding: the handlers answer from memory without waiting, so a
+                // reader that never yields would keep the changes from running at all.
+                for _ in 0..100_000 {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
                     *answers.entry(send("GET", "/connectors/g", String::new()).await).or_default() += 1;
                     *answers.entry(send("GET", "/connectors/g/status", String::new()).await).or_default() += 1;
+                    tokio::task::yield_now().await;
                 }
                 answers
             })

@@ -506,7 +506,7 @@ impl PostgresCdc {
         let slot = self.slot_confirmed_lsn()?;
         let slot_name = self.config.slot_name.clone();
         match committed {
-            Some(position) if !(position.snapshot && !position.snapshot_done) => {
+            Some(position) if !position.snapshot || position.snapshot_done => {
                 let resnapshot = self.config.slot_invalidated_action == SlotInvalidatedAction::Resnapshot;
                 let Some(confirmed) = slot else {
                     if self.config.snapshot_mode == SnapshotMode::WhenNeeded || resnapshot {

@@ -154,11 +154,9 @@ fn rows_to_json(messages: &[SimpleQueryMessage]) -> String {
                 }
                 current.push(serde_json::Value::Object(object));
             }
-            SimpleQueryMessage::CommandComplete(_) => {
-                if described {
-                    last = std::mem::take(&mut current);
-                    described = false;
-                }
+            SimpleQueryMessage::CommandComplete(_) if described => {
+                last = std::mem::take(&mut current);
+                described = false;
             }
             _ => {}
         }

@@ -95,10 +95,10 @@ fn keep_hidden(worker: &dyn Herder, name: &str, flat: &mut Map<String, Value>) {
     let Some(info) = worker.info(name) else { return };
     let stored = info.definition.to_flat();
     for (key, value) in flat.iter_mut() {
-        if value.as_str() == Some(config_provider::HIDDEN) {
-            if let Some(previous) = stored.get(key) {
-                *value = previous.clone();
-            }
+        if value.as_str() == Some(config_provider::HIDDEN)
+            && let Some(previous) = stored.get(key)
+        {
+            *value = previous.clone();
         }
     }
 }
@@ -126,15 +126,11 @@ pub(super) async fn list(State(state): State<ApiState>, RawQuery(query): RawQuer
     let mut out = Map::new();
     for name in names {
         let mut entry = Map::new();
-        if status {
-            if let Ok(value) = connector_status(&*state.herder, &name) {
-                entry.insert("status".into(), value);
-            }
+        if status && let Ok(value) = connector_status(&*state.herder, &name) {
+            entry.insert("status".into(), value);
         }
-        if info {
-            if let Ok(value) = info_json(&*state.herder, &name) {
-                entry.insert("info".into(), value);
-            }
+        if info && let Ok(value) = info_json(&*state.herder, &name) {
+            entry.insert("info".into(), value);
         }
         out.insert(name, Value::Object(entry));
     }

@@ -129,12 +129,12 @@ pub(super) async fn validate(
     let plugin = plugin(&state, &name)?;
     let mut flat: Map<String, Value> =
         body.as_object().cloned().ok_or_else(|| ApiError::bad_request("The config must be a JSON object"))?;
-    if let Some(class) = flat.get(flat_keys::CLASS).and_then(Value::as_str) {
-        if class != name {
-            return Err(ApiError::bad_request(format!(
-                "Included connector type {class} does not match request type {name}"
-            )));
-        }
+    if let Some(class) = flat.get(flat_keys::CLASS).and_then(Value::as_str)
+        && class != name
+    {
+        return Err(ApiError::bad_request(format!(
+            "Included connector type {class} does not match request type {name}"
+        )));
     }
     flat.insert(flat_keys::CLASS.into(), json!(name));
     let connector_name = flat.get(flat_keys::NAME).and_then(Value::as_str).unwrap_or("validation").to_owned();

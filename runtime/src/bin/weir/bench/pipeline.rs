@@ -143,7 +143,7 @@ pub(crate) async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
 
 async fn run_once(options: &BenchOptions, mode: Mode, value_size: usize, dir: PathBuf) -> anyhow::Result<f64> {
     let mut config = WorkerConfig::new(dir);
-    config.flush = options.flush.clone();
+    config.flush = options.flush;
     config.batch_size = options.batch_size;
     config.default_partitions = options.partitions;
     let worker = match mode {
