@@ -9,5 +9,6 @@ mod pg;
 mod pipeline;
 mod plugins;
 mod rest;
+mod rest_router;
 mod restarts;
 mod support;
