@@ -169,20 +169,30 @@ impl Host for NativeHost {
         self.state.get(&self.connector, key)
     }
 
-    // The SDK's native `Host` is synchronous (a native connector is called from the task loop
-    // like a component, one call at a time), so a state write waits here for the log's append,
-    // which itself runs on the blocking pool, as a component's `state.set` waits for it.
     fn state_set(&self, key: &str, value: &[u8]) {
         let write = self.state.set(&self.connector, key, Some(value), self.generation);
-        if let Err(error) = futures::executor::block_on(write) {
+        if let Err(error) = wait_in_place(write) {
             tracing::warn!(connector = &*self.connector, %error, "state write failed");
         }
     }
 
     fn state_delete(&self, key: &str) {
         let write = self.state.set(&self.connector, key, None, self.generation);
-        if let Err(error) = futures::executor::block_on(write) {
+        if let Err(error) = wait_in_place(write) {
             tracing::warn!(connector = &*self.connector, %error, "state delete failed");
         }
+    }
+}
+
+/// The SDK's native `Host` is synchronous (a native connector is called from the task loop like
+/// a component, one call at a time), so a state write waits here for the log's append, as a
+/// component's `state.set` waits for it. On a multi-threaded runtime `block_in_place` first hands
+/// this worker thread's other tasks to another thread, so the wait blocks no one else.
+fn wait_in_place<T>(write: impl std::future::Future<Output = T>) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle.block_on(write))
+        }
+        _ => futures::executor::block_on(write),
     }
 }
