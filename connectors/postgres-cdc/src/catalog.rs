@@ -9,35 +9,72 @@ use weir_connector_sdk::postgres::{self as pg, PgError};
 use weir_connector_sdk::{Connector, ConnectorError};
 
 use crate::config::{CdcConfig, PublicationAutocreate};
+use crate::convert::{Kind, Modes};
+use crate::schema::{self, ColumnType, SchemaColumn};
 use crate::source::PostgresCdc;
 
 /// The comment on a publication the connector created (and so may drop).
 pub(crate) const PUBLICATION_COMMENT: &str = "created by weir postgres-cdc";
 
+/// A column of a captured table.
+#[derive(Debug, Clone)]
+pub(crate) struct Column {
+    pub(crate) name: String,
+    /// How its values convert (see [`crate::convert`]).
+    pub(crate) kind: Kind,
+    /// What its Connect schema needs.
+    pub(crate) column_type: ColumnType,
+}
+
+impl Column {
+    /// A column known only from a pgoutput Relation message (its type's OID and modifier).
+    pub(crate) fn from_relation(name: String, type_oid: u32, typmod: i32) -> Self {
+        Column {
+            name,
+            kind: Kind::classify(type_oid, typmod, "", 0),
+            column_type: ColumnType {
+                type_oid,
+                type_name: String::new(),
+                element_name: String::new(),
+                enum_labels: None,
+                optional: true,
+            },
+        }
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct Table {
     pub(crate) schema: String,
     pub(crate) name: String,
-    /// Name and type OID, in column order.
-    pub(crate) columns: Vec<(String, u32)>,
+    /// The columns, in column order.
+    pub(crate) columns: Vec<Column>,
     /// Primary key column names (empty: no key, records carry a null key).
     pub(crate) key: Vec<String>,
     /// What is the same for every event of the table, rendered once (see [`PostgresCdc::render`]).
     pub(crate) captured: bool,
     pub(crate) topic: Arc<str>,
+    /// `schema.table`, the `data_collection` of transaction metadata.
+    pub(crate) data_collection: Arc<str>,
     /// `"<column>":` of each column, in column order.
     pub(crate) column_keys: Vec<Vec<u8>>,
     /// The key columns' `"<column>":` and index in `columns` (none: always null).
     pub(crate) key_columns: Vec<(Vec<u8>, Option<usize>)>,
     /// `{"version":..,"connector":"postgresql","name":..,` of `source`.
     pub(crate) source_head: String,
-    /// `"db":..,"sequence":null,"schema":..,"table":..,` of `source`.
-    pub(crate) source_tail: String,
+    /// `"db":..,` of `source`.
+    pub(crate) source_db: String,
+    /// `"schema":..,"table":..,` of `source`.
+    pub(crate) source_table: String,
+    /// The envelope's Connect schema, with `value.converter.schemas.enable`.
+    pub(crate) value_schema: Option<String>,
+    /// The key's Connect schema, with `key.converter.schemas.enable`.
+    pub(crate) key_schema: Option<String>,
 }
 
 impl Table {
     /// A table with nothing rendered yet: see [`PostgresCdc::render`].
-    pub(crate) fn new(schema: String, name: String, columns: Vec<(String, u32)>) -> Self {
+    pub(crate) fn new(schema: String, name: String, columns: Vec<Column>) -> Self {
         Table {
             schema,
             name,
@@ -45,10 +82,14 @@ impl Table {
             key: Vec::new(),
             captured: false,
             topic: Arc::from(""),
+            data_collection: Arc::from(""),
             column_keys: Vec::new(),
             key_columns: Vec::new(),
             source_head: String::new(),
-            source_tail: String::new(),
+            source_db: String::new(),
+            source_table: String::new(),
+            value_schema: None,
+            key_schema: None,
         }
     }
 }
@@ -199,7 +240,11 @@ impl PostgresCdc {
             format!("{}::regclass", quote_literal(relation))
         };
         let columns = pg::query_rows(&format!(
-            "SELECT attname, atttypid::int8 AS type FROM pg_attribute WHERE attrelid = {regclass} AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+            "SELECT a.attname, a.atttypid::int8 AS type, a.atttypmod::int8 AS typmod, a.attnotnull::text AS notnull, \
+             t.typname, coalesce(e.typname, '') AS element, t.typelem::int8 AS elem, \
+             (SELECT string_agg(l.enumlabel, ',' ORDER BY l.enumsortorder) FROM pg_enum l WHERE l.enumtypid = a.atttypid) AS labels \
+             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' \
+             WHERE a.attrelid = {regclass} AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum"
         ))
         .map_err(pg_error("describing a table"))?;
         let key = pg::query_rows(&format!(
@@ -207,10 +252,7 @@ impl PostgresCdc {
              WHERE i.indrelid = {regclass} AND i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)"
         ))
         .map_err(pg_error("reading a primary key"))?;
-        let columns = columns
-            .iter()
-            .filter_map(|row| Some((text_column(row, "attname")?, text_column(row, "type")?.parse().ok()?)))
-            .collect();
+        let columns = columns.iter().filter_map(catalog_column).collect();
         let key = key.iter().filter_map(|row| text_column(row, "attname")).collect();
         Ok(self.render(Table::new(schema, name, columns), key))
     }
@@ -233,27 +275,73 @@ impl PostgresCdc {
     /// Fill in what is the same for every event of `table`, whose primary key is `key`.
     pub(crate) fn render(&self, mut table: Table, key: Vec<String>) -> Table {
         let text = |value: &str| serde_json::to_string(value).expect("a string serializes");
+        let config = &self.config;
         table.captured = self.filter.captures(&table.schema, &table.name);
-        table.topic = Arc::from(format!("{}.{}.{}", self.config.topic_prefix, table.schema, table.name));
-        table.column_keys = table.columns.iter().map(|(name, _)| format!("{}:", text(name)).into_bytes()).collect();
+        let topic = format!("{}.{}.{}", config.topic_prefix, table.schema, table.name);
+        table.data_collection = Arc::from(format!("{}.{}", table.schema, table.name));
+        table.column_keys =
+            table.columns.iter().map(|column| format!("{}:", text(&column.name)).into_bytes()).collect();
         table.key_columns = key
             .iter()
-            .map(|column| {
-                (format!("{}:", text(column)).into_bytes(), table.columns.iter().position(|(name, _)| name == column))
+            .map(|name| {
+                let index = table.columns.iter().position(|column| &column.name == name);
+                (format!("{}:", text(name)).into_bytes(), index)
             })
             .collect();
         table.key = key;
         table.source_head = format!(
             "{{\"version\":{},\"connector\":\"postgresql\",\"name\":{},",
             text(Self::VERSION),
-            text(&self.config.topic_prefix)
+            text(&config.topic_prefix)
         );
-        table.source_tail = format!(
-            "\"db\":{},\"sequence\":null,\"schema\":{},\"table\":{},",
-            text(&self.config.dbname),
-            text(&table.schema),
-            text(&table.name)
-        );
+        table.source_db = format!("\"db\":{},", text(&config.dbname));
+        table.source_table = format!("\"schema\":{},\"table\":{},", text(&table.schema), text(&table.name));
+        let modes = Modes::of(config);
+
+        table.value_schema = config.value_schemas_enable.then(|| {
+            let columns: Vec<SchemaColumn<'_>> = table.columns.iter().map(schema_column).collect();
+            schema::envelope_schema(&topic, &columns, &modes)
+        });
+        table.key_schema = (config.key_schemas_enable && !table.key_columns.is_empty()).then(|| {
+            let columns: Vec<SchemaColumn<'_>> = table
+                .key_columns
+                .iter()
+                .filter_map(|(_, index)| index.map(|index| schema_column(&table.columns[index])))
+                .collect();
+            schema::key_schema(&topic, &columns, &modes)
+        });
+        table.topic = Arc::from(topic);
         table
     }
+}
+
+/// A column from the catalog query of [`PostgresCdc::describe`].
+fn catalog_column(row: &Map<String, Value>) -> Option<Column> {
+    let number = |name: &str| text_column(row, name).and_then(|text| text.parse::<i64>().ok());
+    let type_oid = u32::try_from(number("type")?).ok()?;
+    let typmod = i32::try_from(number("typmod").unwrap_or(-1)).unwrap_or(-1);
+    let element_oid = u32::try_from(number("elem").unwrap_or(0)).unwrap_or(0);
+    let type_name = text_column(row, "typname").unwrap_or_default();
+    let element_name = text_column(row, "element").unwrap_or_default();
+    // An array's element type decides; the array type's own name starts with `_`.
+    let kind = Kind::classify(type_oid, typmod, &type_name, if element_name.is_empty() { 0 } else { element_oid });
+    let kind = match kind {
+        Kind::Array(_) if element_name == "hstore" => Kind::Array(Box::new(Kind::Hstore)),
+        kind => kind,
+    };
+    Some(Column {
+        name: text_column(row, "attname")?,
+        kind,
+        column_type: ColumnType {
+            type_oid,
+            type_name,
+            element_name,
+            enum_labels: text_column(row, "labels"),
+            optional: text_column(row, "notnull").as_deref() != Some("true"),
+        },
+    })
+}
+
+fn schema_column(column: &Column) -> SchemaColumn<'_> {
+    SchemaColumn { name: &column.name, kind: &column.kind, column: &column.column_type }
 }

@@ -9,13 +9,16 @@
 
 mod catalog;
 mod config;
+mod convert;
 mod envelope;
 mod filter;
 pub mod pgoutput;
 mod position;
+mod schema;
 mod snapshot;
 mod source;
 mod stream;
+mod temporal;
 pub mod values;
 
 pub use config::{CdcConfig, PublicationAutocreate, SlotInvalidatedAction, SnapshotMode};

@@ -2,13 +2,15 @@
 //! transaction that imported the slot's exported snapshot (or a new one when snapshotting again
 //! with the slot kept), as `op: "r"` events.
 
-use serde_json::{Value, json};
+use std::sync::Arc;
+
+use serde_json::Value;
 use weir_connector_sdk::ConnectorError;
 use weir_connector_sdk::postgres as pg;
 
-use crate::catalog::{Table, pg_error, quote_ident};
+use crate::catalog::{Table, pg_error, quote_ident, text_column};
 use crate::config::SnapshotMode;
-use crate::envelope::{envelope, key_of, now_ms, render_row};
+use crate::envelope::{EventSource, envelope, key_of, now_nanos, render_row};
 use crate::pgoutput::TupleValue;
 use crate::position::Position;
 use crate::source::{Pending, Phase, PostgresCdc};
@@ -19,6 +21,12 @@ pub(crate) struct Snapshot {
     pub(crate) index: usize,
     pub(crate) cursor_open: bool,
     pub(crate) rows: u64,
+    /// Rows of the current table so far.
+    pub(crate) table_rows: u64,
+    /// When the snapshot started (`source.ts_*`), microseconds since 1970.
+    pub(crate) started_micros: i64,
+    /// `source.txId` of the snapshot's records.
+    pub(crate) xid: Option<u64>,
 }
 
 impl PostgresCdc {
@@ -40,7 +48,17 @@ impl PostgresCdc {
         self.context.gauge("snapshot_tables_total", tables.len() as i64);
         self.context.gauge("snapshot_tables_done", 0);
         self.context.gauge("snapshot_rows", 0);
-        self.phase = Phase::Snapshot(Snapshot { consistent_point, tables, index: 0, cursor_open: false, rows: 0 });
+        let xid = self.snapshot_xid();
+        self.phase = Phase::Snapshot(Snapshot {
+            consistent_point,
+            tables,
+            index: 0,
+            cursor_open: false,
+            rows: 0,
+            table_rows: 0,
+            started_micros: now_nanos() / 1000,
+            xid,
+        });
     }
 
     /// Snapshot again while keeping the slot (an interrupted snapshot, or a slot made before any
@@ -69,11 +87,7 @@ impl PostgresCdc {
             let rows = snapshot.rows;
             if let Some(mut held) = self.held.take() {
                 held.position.snapshot_done = true;
-                if let Some(value) = held.value.take() {
-                    let mut envelope: Value = serde_json::from_slice(&value).unwrap_or(Value::Null);
-                    envelope["source"]["snapshot"] = json!("last");
-                    held.value = Some(serde_json::to_vec(&envelope).expect("JSON serializes"));
-                }
+                held.mark_snapshot("last");
                 self.ready.push_back(held);
             }
             pg::query("COMMIT").map_err(pg_error("ending the snapshot"))?;
@@ -96,10 +110,13 @@ impl PostgresCdc {
             ))
             .map_err(pg_error("reading the snapshot"))?;
             snapshot.cursor_open = true;
+            snapshot.table_rows = 0;
         }
         let rows =
             pg::query_rows(&format!("FETCH {fetch} FROM weir_snapshot")).map_err(pg_error("reading the snapshot"))?;
-        if rows.len() < fetch {
+        let table_done = rows.len() < fetch;
+        let (rows_before, table_rows_before) = (snapshot.rows, snapshot.table_rows);
+        if table_done {
             pg::query("CLOSE weir_snapshot").map_err(pg_error("reading the snapshot"))?;
             snapshot.cursor_open = false;
             snapshot.index += 1;
@@ -113,36 +130,75 @@ impl PostgresCdc {
             ));
         }
         snapshot.rows += rows.len() as u64;
+        snapshot.table_rows += rows.len() as u64;
         // Progress per fetch (not per row): tables done, rows read so far.
         self.context.gauge("snapshot_tables_done", snapshot.index as i64);
         self.context.gauge("snapshot_rows", i64::try_from(snapshot.rows).unwrap_or(i64::MAX));
-        let ts_ms = now_ms();
-        let placeholder = &self.config.unavailable_value_placeholder;
-        let mut pending = Vec::with_capacity(rows.len());
-        for mut row in rows {
+        let (source_micros, xid) = (snapshot.started_micros, snapshot.xid);
+        // A table that ends on a fetch boundary: its last row is the one held back.
+        if table_done
+            && rows.is_empty()
+            && table_rows_before > 0
+            && let Some(held) = self.held.as_mut()
+        {
+            held.mark_snapshot("last_in_data_collection");
+        }
+        let now = now_nanos();
+        let style = Arc::clone(&self.style);
+        let count = rows.len();
+        let mut pending = Vec::with_capacity(count);
+        for (index, mut row) in rows.into_iter().enumerate() {
             let tuple: Vec<TupleValue> = table
                 .columns
                 .iter()
-                .map(|(name, _)| match row.remove(name) {
+                .map(|column| match row.remove(&column.name) {
                     Some(Value::String(text)) => TupleValue::Text(text),
                     _ => TupleValue::Null,
                 })
                 .collect();
-            let key = key_of(&table, &tuple, None, placeholder);
-            let after = render_row(&table, &tuple, None, placeholder);
-            let value = envelope(&table, None, Some(&after), "r", ts_ms, "true", None, consistent_point, ts_ms);
+            let key = key_of(&table, &tuple, None, &style);
+            let after = render_row(&table, &tuple, None, &style);
+            // Debezium's markers: the table's last row wins over its first.
+            let marker = if table_done && index + 1 == count {
+                "last_in_data_collection"
+            } else if rows_before == 0 && index == 0 {
+                "first"
+            } else if table_rows_before == 0 && index == 0 {
+                "first_in_data_collection"
+            } else {
+                "true"
+            };
+            let event = EventSource {
+                op: "r",
+                source_micros,
+                snapshot: marker,
+                last_commit_lsn: None,
+                lsn: consistent_point,
+                xid,
+                transaction: None,
+            };
+            let (value, marker_at) = envelope(&table, None, Some(&after), &event, now);
             let position = Position { snapshot: true, consistent_point, ..Position::default() };
             pending.push(Pending {
                 topic: table.topic.clone(),
                 key,
                 value: Some(value),
-                timestamp: Some(ts_ms),
+                timestamp: Some(now / 1_000_000),
                 position,
+                marker: Some((marker_at, marker.len())),
             });
         }
         for record in pending {
             self.hold(record);
         }
         Ok(())
+    }
+
+    /// The snapshot transaction's `source.txId`: the first transaction id not yet assigned when
+    /// it started (`txid_current()`, which Debezium reads, would give the read-only snapshot an
+    /// id of its own and make every slot creation on the server wait for the snapshot to end).
+    fn snapshot_xid(&self) -> Option<u64> {
+        let rows = pg::query_rows("SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS xid").ok()?;
+        text_column(rows.first()?, "xid")?.parse().ok()
     }
 }

@@ -18,6 +18,8 @@ use weir_connector_sdk::{Connector, ConnectorError, FieldError, Source, TaskCont
 
 use crate::catalog::{Table, connect, drop_on_delete, pg_error};
 use crate::config::{CdcConfig, SlotInvalidatedAction, SnapshotMode};
+use crate::convert::{Modes, Skipped};
+use crate::envelope::CellStyle;
 use crate::filter::TableFilter;
 use crate::position::{Position, mark};
 use crate::snapshot::Snapshot;
@@ -45,6 +47,11 @@ pub struct PostgresCdc {
     pub(crate) next_stats: Option<Instant>,
     /// Reused for each record's position JSON.
     pub(crate) position_buffer: Vec<u8>,
+    /// The handling modes and the TOAST placeholder.
+    pub(crate) style: Arc<CellStyle>,
+    pub(crate) skipped_operations: Skipped,
+    /// The end LSN of the last transaction streamed (`source.sequence`'s first element).
+    pub(crate) last_commit_lsn: Option<u64>,
 }
 
 impl std::fmt::Debug for PostgresCdc {
@@ -69,6 +76,19 @@ pub(crate) struct Pending {
     pub(crate) value: Option<Vec<u8>>,
     pub(crate) timestamp: Option<i64>,
     pub(crate) position: Position,
+    /// Where `source.snapshot`'s text is in `value`, and its length: a snapshot record learns
+    /// only later that it was its table's (or the snapshot's) last.
+    pub(crate) marker: Option<(usize, usize)>,
+}
+
+impl Pending {
+    /// Replace the record's `source.snapshot` text.
+    pub(crate) fn mark_snapshot(&mut self, snapshot: &str) {
+        if let (Some((start, length)), Some(value)) = (self.marker, self.value.as_mut()) {
+            value.splice(start..start + length, snapshot.bytes());
+            self.marker = Some((start, snapshot.len()));
+        }
+    }
 }
 
 impl Connector for PostgresCdc {
@@ -95,6 +115,11 @@ impl Source for PostgresCdc {
             .map_err(ConnectorError::InvalidConfig)?;
         let partition =
             serde_json::to_vec(&json!({ "server": config.topic_prefix })).expect("a JSON object serializes");
+        let skipped_operations = Skipped::parse(&config.skipped_operations).map_err(ConnectorError::InvalidConfig)?;
+        let style = Arc::new(CellStyle {
+            modes: Modes::of(&config),
+            placeholder: config.unavailable_value_placeholder.clone(),
+        });
         let task = PostgresCdc {
             config,
             filter,
@@ -112,6 +137,9 @@ impl Source for PostgresCdc {
             next_heartbeat: None,
             next_stats: None,
             position_buffer: Vec::with_capacity(160),
+            style,
+            skipped_operations,
+            last_commit_lsn: None,
         };
         task.context.info(&format!("postgres-cdc for {} ({})", task.config.dbname, task.config.topic_prefix));
         Ok(task)
@@ -191,7 +219,7 @@ impl PostgresCdc {
         let slot = self.slot_confirmed_lsn()?;
         let slot_name = self.config.slot_name.clone();
         match committed {
-            Some(position) if !(position.snapshot && !position.snapshot_done) => {
+            Some(position) if !position.snapshot || position.snapshot_done => {
                 let resnapshot = self.config.slot_invalidated_action == SlotInvalidatedAction::Resnapshot;
                 let Some(confirmed) = slot else {
                     if self.config.snapshot_mode == SnapshotMode::WhenNeeded || resnapshot {
@@ -239,6 +267,7 @@ impl PostgresCdc {
                     0
                 };
                 self.skip_until = (!position.snapshot).then(|| mark(&position));
+                self.last_commit_lsn = (!position.snapshot && position.last).then_some(position.end_lsn);
                 self.acked = confirmed;
                 self.start_streaming(start)
             }
