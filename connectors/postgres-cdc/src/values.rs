@@ -142,7 +142,7 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
 
 /// An array element: a value, NULL, or a nested array.
 #[derive(Debug, Clone, PartialEq)]
-enum Item {
+pub(crate) enum Item {
     Null,
     Text(String),
     Nested(Vec<Item>),
@@ -162,7 +162,7 @@ fn array_to_json(element: u32, items: &[Item]) -> Value {
 }
 
 /// Parse Postgres' array text form (`{1,2,NULL}`, `{"a b","c\"d"}`, `{{1,2},{3,4}}`).
-fn parse_array(text: &str) -> Option<Vec<Item>> {
+pub(crate) fn parse_array(text: &str) -> Option<Vec<Item>> {
     // A lower bound decoration (`[0:2]={...}`) is dropped.
     let text = match text.find('=') {
         Some(index) if text.starts_with('[') => &text[index + 1..],

@@ -70,6 +70,10 @@ impl EventLog for EmbeddedLog {
         self.blocking(move |log| ensure(log, &topic, config)).await
     }
 
+    async fn topics(&self) -> Result<Vec<String>, LogError> {
+        Ok(self.log.topics())
+    }
+
     async fn topic_config(&self, topic: &str) -> Result<Option<TopicConfig>, LogError> {
         // In memory: the broker keeps topic configs in a map.
         Ok(self.log.topic_config(topic))

@@ -79,6 +79,12 @@ pub trait EventLog: Send + Sync + fmt::Debug + 'static {
     /// An invalid name or config, or the log failing.
     async fn ensure_topic(&self, topic: &str, config: TopicConfig) -> Result<u32, LogError>;
 
+    /// Every topic's name, sorted.
+    ///
+    /// # Errors
+    /// The log failing.
+    async fn topics(&self) -> Result<Vec<String>, LogError>;
+
     /// The topic's config, or `None` if it does not exist.
     ///
     /// # Errors

@@ -107,6 +107,10 @@ impl EventLog for FaultyLog {
         self.inner.ensure_topic(topic, config).await
     }
 
+    async fn topics(&self) -> Result<Vec<String>, LogError> {
+        self.inner.topics().await
+    }
+
     async fn topic_config(&self, topic: &str) -> Result<Option<TopicConfig>, LogError> {
         self.inner.topic_config(topic).await
     }

@@ -1,0 +1,120 @@
+//! Source positions: where a record sits in the snapshot or the stream, as the JSON the runtime
+//! stores in the offsets topic (one source partition `{"server": <topic.prefix>}`):
+//! - snapshot rows: `{"snapshot": true, "snapshot_done": false, "consistent_point": C}`; the last
+//!   row of the snapshot says `"snapshot_done": true`. A snapshot interrupted before that row was
+//!   committed is read again from the start, never skipped; the slot is kept and streaming then
+//!   starts from its position, so the topic replayed in order still gives the table (see
+//!   [`crate::source::PostgresCdc::snapshot_again`]).
+//! - changes: `{"commit_lsn": F, "seq": n, "last": bool, "end_lsn": E}`: the transaction's commit
+//!   LSN, the record's index in it, and whether it is the transaction's last record (then `E` is
+//!   the commit's end LSN). `commit` acknowledges `E` to the slot only for a last record, so the
+//!   slot never confirms part of a transaction; on restart the stream resumes from the slot and
+//!   skips every record at or before the committed `(F, n)`.
+
+/// A record's source position (see the module docs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Position {
+    #[serde(default)]
+    pub(crate) snapshot: bool,
+    #[serde(default)]
+    pub(crate) snapshot_done: bool,
+    #[serde(default)]
+    pub(crate) consistent_point: u64,
+    #[serde(default)]
+    pub(crate) commit_lsn: u64,
+    #[serde(default)]
+    pub(crate) seq: u64,
+    #[serde(default)]
+    pub(crate) last: bool,
+    #[serde(default)]
+    pub(crate) end_lsn: u64,
+}
+
+impl Position {
+    /// The position as JSON into `out` (cleared first): what serde writes, without its
+    /// machinery, once per record.
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        out.clear();
+        let flag = |value: bool| if value { &b"true"[..] } else { &b"false"[..] };
+        out.extend_from_slice(b"{\"snapshot\":");
+        out.extend_from_slice(flag(self.snapshot));
+        out.extend_from_slice(b",\"snapshot_done\":");
+        out.extend_from_slice(flag(self.snapshot_done));
+        out.extend_from_slice(b",\"consistent_point\":");
+        write_u64(out, self.consistent_point);
+        out.extend_from_slice(b",\"commit_lsn\":");
+        write_u64(out, self.commit_lsn);
+        out.extend_from_slice(b",\"seq\":");
+        write_u64(out, self.seq);
+        out.extend_from_slice(b",\"last\":");
+        out.extend_from_slice(flag(self.last));
+        out.extend_from_slice(b",\"end_lsn\":");
+        write_u64(out, self.end_lsn);
+        out.push(b'}');
+    }
+}
+
+/// Decimal digits of `value`, without `core::fmt`.
+pub(crate) fn write_u64(out: &mut Vec<u8>, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
+pub(crate) fn write_i64(out: &mut Vec<u8>, value: i64) {
+    if value < 0 {
+        out.push(b'-');
+    }
+    write_u64(out, value.unsigned_abs());
+}
+
+/// The `(commit_lsn, seq)` mark of a change position: a last record covers its whole transaction.
+pub(crate) fn mark(position: &Position) -> (u64, u64) {
+    if position.last { (position.commit_lsn, u64::MAX) } else { (position.commit_lsn, position.seq) }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+
+    #[test]
+    fn positions_write_the_json_serde_reads() {
+        let positions = [
+            Position::default(),
+            Position { snapshot: true, consistent_point: 0x1_6B37_4D48, ..Position::default() },
+            Position { snapshot: true, snapshot_done: true, consistent_point: u64::MAX, ..Position::default() },
+            Position { commit_lsn: 22_000_000, seq: 9, last: true, end_lsn: 22_000_120, ..Position::default() },
+        ];
+        let mut out = Vec::new();
+        for position in positions {
+            position.write_json(&mut out);
+            assert_eq!(serde_json::from_slice::<Position>(&out).expect("JSON"), position);
+            assert_eq!(
+                serde_json::from_slice::<Value>(&out).expect("JSON"),
+                serde_json::to_value(&position).expect("JSON")
+            );
+        }
+    }
+
+    #[test]
+    fn integers_write_their_digits() {
+        for value in [0, 7, 10, 1234567890, i64::MAX, -1, -10, i64::MIN] {
+            let mut out = Vec::new();
+            write_i64(&mut out, value);
+            assert_eq!(String::from_utf8(out).expect("ASCII"), value.to_string());
+        }
+        let mut out = Vec::new();
+        write_u64(&mut out, u64::MAX);
+        assert_eq!(out, u64::MAX.to_string().as_bytes());
+    }
+}
