@@ -49,6 +49,7 @@ mod flusher;
 mod fs_util;
 mod groups;
 mod index;
+pub mod kafka;
 mod log;
 mod partition;
 mod partitioner;
