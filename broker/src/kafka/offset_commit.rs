@@ -10,6 +10,9 @@ use super::dispatch::Request;
 use super::server::Context;
 use crate::coordinator::OffsetCommit;
 
+/// A partition and, if refused before the commit, its error code.
+type Answer = (i32, Option<i16>);
+
 pub(super) async fn handle(
     context: &Context,
     request: &Request<'_>,
@@ -17,7 +20,7 @@ pub(super) async fn handle(
 ) -> OffsetCommitResponse {
     let mut commits = Vec::new();
     // (topic, partition, Some(error) if refused up front)
-    let mut answers: Vec<(kafka_protocol::messages::TopicName, Vec<(i32, Option<i16>)>)> = Vec::new();
+    let mut answers: Vec<(kafka_protocol::messages::TopicName, Vec<Answer>)> = Vec::new();
     for topic in message.topics {
         let name = topic.name.0.to_string();
         let partitions = context.log.topic_config(&name).map_or(0, |config| config.partitions);

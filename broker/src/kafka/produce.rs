@@ -122,7 +122,7 @@ pub(super) async fn handle(
     let acks = message.acks;
     let responses = if message.transactional_id.is_some() {
         refuse_all(message, ResponseError::TransactionalIdAuthorizationFailed)
-    } else if !matches!(acks, -1 | 0 | 1) {
+    } else if !(-1..=1).contains(&acks) {
         return Some(
             ProduceResponse::default().with_responses(refuse_all(message, ResponseError::InvalidRequiredAcks)),
         );

@@ -114,10 +114,12 @@ impl PartitionProducers {
     }
 }
 
+type SharedPartition = Arc<Mutex<PartitionProducers>>;
+
 /// Every partition's producers.
 #[derive(Debug, Default)]
 pub(super) struct ProducerStates {
-    partitions: Mutex<HashMap<(String, u32), Arc<Mutex<PartitionProducers>>>>,
+    partitions: Mutex<HashMap<(String, u32), SharedPartition>>,
 }
 
 impl ProducerStates {
