@@ -42,4 +42,14 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # Two cores: one test thread per core keeps the end-to-end tests (which start real processes)
 # from starving each other.
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-2}"
+# The Kafka protocol tests (broker/tests/kafka) run real Kafka clients: kcat, confluent-kafka and
+# kafka-python. Installed only when missing, so a second run costs nothing.
+if ! command -v kcat >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null
+fi
+if ! python3 -c 'import confluent_kafka, kafka' >/dev/null 2>&1; then
+    python3 -m pip install -q confluent-kafka kafka-python
+fi
+
 cargo test --workspace --locked "$@"

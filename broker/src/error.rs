@@ -95,6 +95,17 @@ pub enum LogError {
         source: BatchError,
     },
 
+    /// A producer's batch failed its checks (CRC32C, bounds, framing) before it was stored.
+    #[error("invalid record batch for {topic}-{partition}")]
+    InvalidBatch {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// The check that failed.
+        source: BatchError,
+    },
+
     /// A stored batch failed its checks (CRC32C, bounds, framing) when read back.
     #[error("corrupt segment {} at byte {position}", path.display())]
     SegmentCorrupt {
@@ -158,6 +169,7 @@ impl LogError {
             | LogError::InvalidLogConfig { .. }
             | LogError::InvalidOffset { .. }
             | LogError::Encode { .. }
+            | LogError::InvalidBatch { .. }
             | LogError::SegmentCorrupt { .. }
             | LogError::MetadataCorrupt { .. } => false,
         }

@@ -43,9 +43,20 @@ struct CommittedOffset {
     topic: String,
     partition: u32,
     offset: i64,
+    /// The client's metadata string for the commit (Kafka's `committed_metadata`); absent in
+    /// files written before it was kept, and when empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    metadata: String,
 }
 
-type Offsets = BTreeMap<(String, u32), i64>;
+/// A committed offset and the metadata string committed with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Committed {
+    pub(crate) offset: i64,
+    pub(crate) metadata: String,
+}
+
+type Offsets = BTreeMap<(String, u32), Committed>;
 
 #[derive(Debug)]
 struct Group {
@@ -91,10 +102,11 @@ fn persist(path: &Path, group: &str, offsets: &Offsets) -> Result<(), LogError> 
         group: group.to_owned(),
         offsets: offsets
             .iter()
-            .map(|((topic, partition), offset)| CommittedOffset {
+            .map(|((topic, partition), committed)| CommittedOffset {
                 topic: topic.clone(),
                 partition: *partition,
-                offset: *offset,
+                offset: committed.offset,
+                metadata: committed.metadata.clone(),
             })
             .collect(),
     };
@@ -123,8 +135,13 @@ impl GroupStore {
             let bytes = std::fs::read(&path).map_err(LogError::io(&path))?;
             let file: GroupFile = serde_json::from_slice(&bytes)
                 .map_err(|source| LogError::MetadataCorrupt { path: path.clone(), source })?;
-            let offsets =
-                file.offsets.into_iter().map(|entry| ((entry.topic, entry.partition), entry.offset)).collect();
+            let offsets = file
+                .offsets
+                .into_iter()
+                .map(|entry| {
+                    ((entry.topic, entry.partition), Committed { offset: entry.offset, metadata: entry.metadata })
+                })
+                .collect();
             groups.insert(
                 file.group.clone(),
                 Arc::new(Group { name: file.group, path, writer: Mutex::new(false), offsets: RwLock::new(offsets) }),
@@ -154,7 +171,16 @@ impl GroupStore {
     }
 
     /// Durably records `offsets` for `group` (other partitions' offsets are kept).
+    #[cfg(test)]
     pub(crate) fn commit(&self, group: &str, offsets: &[(&str, u32, i64)]) -> Result<(), LogError> {
+        let offsets: Vec<(&str, u32, i64, &str)> =
+            offsets.iter().map(|(topic, partition, offset)| (*topic, *partition, *offset, "")).collect();
+        self.commit_with_metadata(group, &offsets)
+    }
+
+    /// Durably records `offsets` for `group`, each with its metadata string (other partitions'
+    /// offsets are kept).
+    pub(crate) fn commit_with_metadata(&self, group: &str, offsets: &[(&str, u32, i64, &str)]) -> Result<(), LogError> {
         loop {
             let entry = self.group_or_create(group)?;
             let deleted = lock(&entry.writer);
@@ -162,8 +188,11 @@ impl GroupStore {
                 continue;
             }
             let mut next = read(&entry.offsets).clone();
-            for (topic, partition, offset) in offsets {
-                next.insert(((*topic).to_owned(), *partition), *offset);
+            for (topic, partition, offset, metadata) in offsets {
+                next.insert(
+                    ((*topic).to_owned(), *partition),
+                    Committed { offset: *offset, metadata: (*metadata).to_owned() },
+                );
             }
             persist(&entry.path, &entry.name, &next)?;
             *write(&entry.offsets) = next;
@@ -172,16 +201,20 @@ impl GroupStore {
     }
 
     pub(crate) fn committed(&self, group: &str, topic: &str, partition: u32) -> Option<i64> {
+        self.committed_with_metadata(group, topic, partition).map(|committed| committed.offset)
+    }
+
+    pub(crate) fn committed_with_metadata(&self, group: &str, topic: &str, partition: u32) -> Option<Committed> {
         let entry = self.group(group)?;
         let offsets = read(&entry.offsets);
-        offsets.get(&(topic.to_owned(), partition)).copied()
+        offsets.get(&(topic.to_owned(), partition)).cloned()
     }
 
     pub(crate) fn offsets(&self, group: &str) -> Vec<(String, u32, i64)> {
         self.group(group).map_or_else(Vec::new, |entry| {
             read(&entry.offsets)
                 .iter()
-                .map(|((topic, partition), offset)| (topic.clone(), *partition, *offset))
+                .map(|((topic, partition), committed)| (topic.clone(), *partition, committed.offset))
                 .collect()
         })
     }
@@ -249,6 +282,26 @@ mod tests {
         assert_eq!(store.committed("g/1", "t", 0), Some(9));
         assert_eq!(store.offsets("g/1"), vec![("t".to_owned(), 0, 9), ("t".to_owned(), 1, 7)]);
         assert_eq!(store.groups(), vec!["g/1".to_owned()]);
+    }
+
+    #[test]
+    fn commit_metadata_survives_reopening_and_old_files_read_without_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = GroupStore::open(dir.path().to_owned()).expect("open");
+        store.commit_with_metadata("g", &[("t", 0, 5, "consumer-1 state")]).expect("commit");
+        drop(store);
+        std::fs::write(
+            dir.path().join("old.json"),
+            br#"{"version":1,"group":"old","offsets":[{"topic":"t","partition":0,"offset":3}]}"#,
+        )
+        .expect("write");
+        let store = GroupStore::open(dir.path().to_owned()).expect("reopen");
+        let committed = store.committed_with_metadata("g", "t", 0).expect("committed");
+        assert_eq!(committed, Committed { offset: 5, metadata: "consumer-1 state".to_owned() });
+        assert_eq!(
+            store.committed_with_metadata("old", "t", 0),
+            Some(Committed { offset: 3, metadata: String::new() })
+        );
     }
 
     #[test]

@@ -43,11 +43,13 @@
 
 mod batch;
 mod config;
+pub mod coordinator;
 mod error;
 mod flusher;
 mod fs_util;
 mod groups;
 mod index;
+pub mod kafka;
 mod log;
 mod partition;
 mod partitioner;
@@ -62,7 +64,7 @@ mod tests;
 
 pub use bytes::Bytes;
 
-pub use crate::batch::BatchError;
+pub use crate::batch::{BatchError, CheckedBatches, ProducerBatchInfo};
 pub use crate::config::{CleanupPolicy, FlushPolicy, LogConfig, TopicConfig};
 pub use crate::error::LogError;
 pub use crate::log::Log;

@@ -19,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use crate::batch::EncodedBatches;
+use crate::batch::{CheckedBatches, EncodedBatches};
 use crate::config::{CleanupPolicy, FlushPolicy, LogConfig, TopicConfig};
 use crate::error::LogError;
 use crate::flusher::Flusher;
@@ -316,6 +316,50 @@ impl Log {
         Ok(result)
     }
 
+    /// Checks RecordBatches as a Kafka producer sent them for one partition (framing, CRC32C,
+    /// bounded record counts, every record's framing, compressed ones decompressed to check),
+    /// without writing anything, so a caller can check producer sequences before appending.
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::InvalidBatch`].
+    pub fn check_batches(&self, topic: &str, partition: u32, bytes: &Bytes) -> Result<CheckedBatches, LogError> {
+        CheckedBatches::check(bytes).map_err(|source| LogError::InvalidBatch {
+            topic: topic.to_owned(),
+            partition,
+            source,
+        })
+    }
+
+    /// Appends batches checked by [`Log::check_batches`] as they were sent (any codec), only the
+    /// base offset and partition leader epoch rewritten, never re-encoded. Durability as
+    /// [`Log::append`].
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::UnknownTopic`] / [`LogError::UnknownPartition`]; [`LogError::Io`].
+    pub fn append_checked(
+        &self,
+        topic: &str,
+        partition: u32,
+        batches: CheckedBatches,
+    ) -> Result<AppendResult, LogError> {
+        let handle = self.partition(topic, partition)?;
+        let mut encoded = batches.encoded;
+        let result = handle.append(&mut encoded)?;
+        if self.config.flush == FlushPolicy::EveryBatch && result.record_count() > 0 {
+            handle.sync_up_to(result.last_offset + 1)?;
+        }
+        tracing::trace!(
+            topic,
+            partition,
+            base_offset = result.base_offset,
+            records = result.record_count(),
+            "appended producer batches"
+        );
+        Ok(result)
+    }
+
     fn encode(&self, topic: &str, partition: u32, records: &[Record]) -> Result<EncodedBatches, LogError> {
         EncodedBatches::encode(records, self.config.max_batch_bytes).map_err(|source| LogError::Encode {
             topic: topic.to_owned(),
@@ -438,7 +482,23 @@ impl Log {
     /// [`LogError::UnknownTopic`] / [`LogError::UnknownPartition`]; [`LogError::InvalidOffset`]
     /// for a negative offset; [`LogError::InvalidGroupName`]; [`LogError::Io`].
     pub fn commit_offsets(&self, group: &str, offsets: &[(&str, u32, i64)]) -> Result<(), LogError> {
-        for (topic, partition, offset) in offsets {
+        let offsets: Vec<(&str, u32, i64, &str)> =
+            offsets.iter().map(|(topic, partition, offset)| (*topic, *partition, *offset, "")).collect();
+        self.commit_offsets_with_metadata(group, &offsets)
+    }
+
+    /// As [`Log::commit_offsets`], each offset with the client's metadata string (Kafka's
+    /// `committed_metadata`), kept with it durably.
+    ///
+    /// # Errors
+    ///
+    /// As [`Log::commit_offsets`].
+    pub fn commit_offsets_with_metadata(
+        &self,
+        group: &str,
+        offsets: &[(&str, u32, i64, &str)],
+    ) -> Result<(), LogError> {
+        for (topic, partition, offset, _) in offsets {
             self.partition(topic, *partition)?;
             if *offset < 0 {
                 return Err(LogError::InvalidOffset {
@@ -448,7 +508,14 @@ impl Log {
                 });
             }
         }
-        self.groups.commit(group, offsets)
+        self.groups.commit_with_metadata(group, offsets)
+    }
+
+    /// The group's committed offset for a partition and the metadata committed with it.
+    pub fn committed_offset_with_metadata(&self, group: &str, topic: &str, partition: u32) -> Option<(i64, String)> {
+        self.groups
+            .committed_with_metadata(group, topic, partition)
+            .map(|committed| (committed.offset, committed.metadata))
     }
 
     /// The group's committed offset for a partition, if any.

@@ -170,6 +170,11 @@ impl EncodedBatches {
         Ok(())
     }
 
+    /// Batches already laid out in `buf` (see `ingest`).
+    pub(super) fn from_parts(buf: Vec<u8>, batches: Vec<BatchSpan>, record_count: u64) -> Self {
+        EncodedBatches { buf, batches, record_count }
+    }
+
     /// Gives the first record offset `base_offset`, and each following batch the offset after
     /// its predecessor. The CRC does not cover base offsets, so no checksum changes.
     pub(crate) fn assign_offsets(&mut self, base_offset: i64) {

@@ -39,6 +39,7 @@
 mod decode;
 mod encode;
 mod header;
+pub(crate) mod ingest;
 #[cfg(test)]
 pub(crate) mod tests;
 mod varint;
@@ -47,3 +48,4 @@ pub(crate) use self::decode::batch_records;
 pub(crate) use self::encode::{BatchSpan, EncodedBatches};
 pub use self::header::BatchError;
 pub(crate) use self::header::{BATCH_HEADER_SIZE, BatchHeader, LEADER_EPOCH, check_batch};
+pub use self::ingest::{CheckedBatches, ProducerBatchInfo};

@@ -2,6 +2,7 @@
 
 mod admin;
 mod durability;
+mod producer_batches;
 mod read;
 mod recovery;
 mod retention;

@@ -1,0 +1,133 @@
+//! Produce (3–9): each partition's batches are checked, sequence-checked for idempotent
+//! producers, and appended as sent. acks=0 gets no response at all, as in Kafka.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use super::codes;
+use super::dispatch::Request;
+use super::producer_state::Verdict;
+use super::server::Context;
+use crate::{Log, LogError};
+
+/// The outcome for one partition: an error code and the base offset.
+fn append_partition(context: &Context, topic: &str, partition: i32, records: Option<Bytes>) -> (i16, i64) {
+    let Ok(partition) = u32::try_from(partition) else {
+        return (codes::code(ResponseError::UnknownTopicOrPartition), -1);
+    };
+    let Some(records) = records else {
+        return (codes::code(ResponseError::InvalidRecord), -1);
+    };
+    let log: &Arc<Log> = &context.log;
+    let checked = match log.check_batches(topic, partition, &records) {
+        Ok(checked) => checked,
+        Err(error) => {
+            tracing::debug!(topic, partition, %error, "refused produced batch");
+            return (codes::log_error(&error), -1);
+        }
+    };
+    if checked.is_empty() {
+        return (codes::code(ResponseError::InvalidRecord), -1);
+    }
+    let producers = context.producers.partition(topic, partition);
+    let mut producers = crate::fs_util::lock(&producers);
+    match producers.check(&checked) {
+        Verdict::Append => {}
+        Verdict::Duplicate(base_offset) => return (codes::NONE, base_offset),
+        Verdict::Refuse(error) => return (codes::code(error), -1),
+    }
+    let infos = checked.producers().to_vec();
+    match log.append_checked(topic, partition, checked) {
+        Ok(appended) => {
+            producers.record(&infos, appended.base_offset);
+            (codes::NONE, appended.base_offset)
+        }
+        Err(error) => {
+            if !matches!(error, LogError::UnknownTopic { .. } | LogError::UnknownPartition { .. }) {
+                tracing::warn!(topic, partition, %error, "append of produced batch failed");
+            }
+            (codes::log_error(&error), -1)
+        }
+    }
+}
+
+/// Appends everything in the request.
+fn append_all(context: &Context, message: ProduceRequest) -> Vec<TopicProduceResponse> {
+    message
+        .topic_data
+        .into_iter()
+        .map(|topic| {
+            let name = topic.name.0.to_string();
+            let partitions = topic
+                .partition_data
+                .into_iter()
+                .map(|data| {
+                    let (error_code, base_offset) = append_partition(context, &name, data.index, data.records);
+                    let log_start_offset = u32::try_from(data.index)
+                        .ok()
+                        .and_then(|p| context.log.start_offset(&name, p).ok())
+                        .unwrap_or(-1);
+                    PartitionProduceResponse::default()
+                        .with_index(data.index)
+                        .with_error_code(error_code)
+                        .with_base_offset(base_offset)
+                        .with_log_append_time_ms(-1)
+                        .with_log_start_offset(log_start_offset)
+                })
+                .collect();
+            TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partitions)
+        })
+        .collect()
+}
+
+/// Every partition of the request answered with `error`.
+fn refuse_all(message: ProduceRequest, error: ResponseError) -> Vec<TopicProduceResponse> {
+    message
+        .topic_data
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partition_data
+                .iter()
+                .map(|data| {
+                    PartitionProduceResponse::default()
+                        .with_index(data.index)
+                        .with_error_code(codes::code(error))
+                        .with_base_offset(-1)
+                })
+                .collect();
+            TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partitions)
+        })
+        .collect()
+}
+
+/// Runs `work`, which blocks (appends fsync), without stalling the other tasks of a
+/// multi-threaded runtime.
+pub(super) fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
+
+pub(super) async fn handle(
+    context: &Context,
+    _request: &Request<'_>,
+    message: ProduceRequest,
+) -> Option<ProduceResponse> {
+    let acks = message.acks;
+    let responses = if message.transactional_id.is_some() {
+        refuse_all(message, ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !(-1..=1).contains(&acks) {
+        return Some(
+            ProduceResponse::default().with_responses(refuse_all(message, ResponseError::InvalidRequiredAcks)),
+        );
+    } else {
+        blocking(|| append_all(context, message))
+    };
+    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}
