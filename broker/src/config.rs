@@ -47,16 +47,37 @@ pub struct LogConfig {
     /// Split one append into several RecordBatches when its encoding would pass this size (a
     /// single larger record still gets a batch of its own).
     pub max_batch_bytes: usize,
+    /// Segment size of a `Compact` topic that sets no `segment_bytes` of its own. Smaller than
+    /// `segment_bytes` because the cleaner only works on sealed segments: with 64 MiB segments
+    /// a small internal topic (`weir-offsets`) would seal nothing for weeks and replay everything
+    /// at each start. Kafka does the same for its own offsets topic
+    /// (`offsets.topic.segment.bytes`).
+    pub compact_segment_bytes: u64,
+    /// How often the background cleaner looks for `Compact` partitions worth cleaning (Kafka's
+    /// `log.cleaner.backoff.ms`); `None` runs no cleaner thread ([`Log::compact`] still works).
+    ///
+    /// [`Log::compact`]: crate::Log::compact
+    pub cleaner_interval: Option<Duration>,
+    /// The background cleaner cleans a partition once the bytes of its sealed segments not yet
+    /// cleaned are at least this percentage of all its sealed bytes (Kafka's
+    /// `log.cleaner.min.cleanable.ratio`, 0.5, as a percentage). 0 cleans whenever a segment
+    /// was sealed since the last clean.
+    pub min_cleanable_dirty_percent: u8,
 }
 
 impl Default for LogConfig {
-    /// Fsync every batch, 64 MiB segments, an index entry every 4 KiB, batches up to 1 MiB.
+    /// Fsync every batch, 64 MiB segments (1 MiB for compacted topics), an index entry every
+    /// 4 KiB, batches up to 1 MiB, a cleaner pass every 15 s that cleans partitions at least
+    /// half dirty.
     fn default() -> Self {
         LogConfig {
             flush: FlushPolicy::EveryBatch,
             segment_bytes: 64 * 1024 * 1024,
             index_interval_bytes: 4096,
             max_batch_bytes: 1024 * 1024,
+            compact_segment_bytes: 1024 * 1024,
+            cleaner_interval: Some(Duration::from_secs(15)),
+            min_cleanable_dirty_percent: 50,
         }
     }
 }
@@ -66,6 +87,21 @@ impl LogConfig {
         let invalid = |reason: String| Err(LogError::InvalidLogConfig { reason });
         if self.segment_bytes == 0 || self.segment_bytes > MAX_SEGMENT_BYTES {
             return invalid(format!("segment_bytes must be in 1..={MAX_SEGMENT_BYTES}, got {}", self.segment_bytes));
+        }
+        if self.compact_segment_bytes == 0 || self.compact_segment_bytes > MAX_SEGMENT_BYTES {
+            return invalid(format!(
+                "compact_segment_bytes must be in 1..={MAX_SEGMENT_BYTES}, got {}",
+                self.compact_segment_bytes
+            ));
+        }
+        if self.min_cleanable_dirty_percent > 100 {
+            return invalid(format!(
+                "min_cleanable_dirty_percent must be at most 100, got {}",
+                self.min_cleanable_dirty_percent
+            ));
+        }
+        if self.cleaner_interval.is_some_and(|interval| interval.is_zero()) {
+            return invalid("the cleaner interval must be longer than zero".to_owned());
         }
         if self.max_batch_bytes == 0 {
             return invalid("max_batch_bytes must be at least 1".to_owned());
@@ -79,6 +115,9 @@ impl LogConfig {
     }
 }
 
+/// Kafka's default `delete.retention.ms`: one day.
+pub(crate) const DEFAULT_DELETE_RETENTION_MS: i64 = 24 * 60 * 60 * 1000;
+
 /// What happens to old data in a topic.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -86,8 +125,10 @@ pub enum CleanupPolicy {
     /// Delete whole old segments by `retention_ms` / `retention_bytes`.
     #[default]
     Delete,
-    /// Keep the latest record per key. Key compaction is not implemented yet: a compacted topic
-    /// currently keeps everything (retention settings do not apply to it).
+    /// Keep the latest record per key: the cleaner rewrites sealed segments without the records
+    /// a later one of the same key supersedes, and drops tombstones (null values) after
+    /// `delete_retention_ms` (see the `cleaner` module). Every record needs a key; appending one
+    /// without is refused, as Kafka refuses it. Retention settings do not apply.
     Compact,
 }
 
@@ -107,6 +148,10 @@ pub struct TopicConfig {
     pub retention_bytes: Option<u64>,
     /// Delete or compact.
     pub cleanup_policy: CleanupPolicy,
+    /// On a `Compact` topic, how long a tombstone (a record with a null value) is kept after
+    /// its timestamp, so a consumer reading from the start sees the delete (Kafka's
+    /// `delete.retention.ms`, default one day).
+    pub delete_retention_ms: i64,
 }
 
 impl Default for TopicConfig {
@@ -118,6 +163,7 @@ impl Default for TopicConfig {
             retention_ms: None,
             retention_bytes: None,
             cleanup_policy: CleanupPolicy::Delete,
+            delete_retention_ms: DEFAULT_DELETE_RETENTION_MS,
         }
     }
 }
@@ -126,6 +172,14 @@ impl TopicConfig {
     /// A default config with `partitions` partitions.
     pub fn with_partitions(partitions: u32) -> Self {
         TopicConfig { partitions, ..TopicConfig::default() }
+    }
+
+    /// The segment size this topic rolls at under `log`.
+    pub(crate) fn effective_segment_bytes(&self, log: &LogConfig) -> u64 {
+        self.segment_bytes.unwrap_or(match self.cleanup_policy {
+            CleanupPolicy::Delete => log.segment_bytes,
+            CleanupPolicy::Compact => log.compact_segment_bytes,
+        })
     }
 
     pub(crate) fn validate(&self, topic: &str) -> Result<(), LogError> {
@@ -142,6 +196,9 @@ impl TopicConfig {
             && retention_ms < 0
         {
             return invalid(format!("retention_ms must not be negative (use None for no limit), got {retention_ms}"));
+        }
+        if self.delete_retention_ms < 0 {
+            return invalid(format!("delete_retention_ms must not be negative, got {}", self.delete_retention_ms));
         }
         Ok(())
     }
@@ -167,6 +224,7 @@ mod tests {
             retention_ms: Some(60_000),
             retention_bytes: None,
             cleanup_policy: CleanupPolicy::Compact,
+            delete_retention_ms: 1000,
         };
         let json = serde_json::to_string(&config).expect("serialize");
         assert!(json.contains("\"compact\""));

@@ -84,6 +84,20 @@ pub enum LogError {
         offset: i64,
     },
 
+    /// A record without a key appended to a `Compact` topic, which keeps records by key (Kafka
+    /// refuses these too). Nothing of the append was written.
+    #[error(
+        "topic {topic:?} is compacted, so every record needs a key; record {index} of the append to partition {partition} has none"
+    )]
+    KeyRequired {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// Position of the keyless record in the append.
+        index: usize,
+    },
+
     /// The records could not be encoded as a RecordBatch (a field larger than 2 GiB).
     #[error("cannot encode records for {topic}-{partition}")]
     Encode {
@@ -168,6 +182,7 @@ impl LogError {
             | LogError::InvalidTopicConfig { .. }
             | LogError::InvalidLogConfig { .. }
             | LogError::InvalidOffset { .. }
+            | LogError::KeyRequired { .. }
             | LogError::Encode { .. }
             | LogError::InvalidBatch { .. }
             | LogError::SegmentCorrupt { .. }

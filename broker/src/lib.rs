@@ -16,7 +16,9 @@
 //! - **Consumers.** Reads by offset, an end-offset [`watch`](tokio::sync::watch) per partition to
 //!   await new data, and durable committed offsets per consumer group.
 //! - **Housekeeping.** Retention by size and time deletes whole old segments
-//!   ([`Log::enforce_retention`]).
+//!   ([`Log::enforce_retention`]). Compacted topics keep the latest record per key: a
+//!   background cleaner rewrites their sealed segments, crash-safely ([`Log::compact`]; the
+//!   `cleaner` and `swap` modules).
 //!
 //! ```
 //! use weir_broker::{Bytes, Log, LogConfig, Record, TopicConfig};
@@ -41,11 +43,12 @@
 //! # }
 //! ```
 
+mod background;
 mod batch;
+mod cleaner;
 mod config;
 pub mod coordinator;
 mod error;
-mod flusher;
 mod fs_util;
 mod groups;
 mod index;
@@ -56,6 +59,7 @@ mod partitioner;
 mod record;
 mod retention;
 mod segment;
+mod swap;
 mod topic;
 mod validator;
 
@@ -65,6 +69,7 @@ mod tests;
 pub use bytes::Bytes;
 
 pub use crate::batch::{BatchError, CheckedBatches, ProducerBatchInfo};
+pub use crate::cleaner::CompactionStats;
 pub use crate::config::{CleanupPolicy, FlushPolicy, LogConfig, TopicConfig};
 pub use crate::error::LogError;
 pub use crate::log::Log;

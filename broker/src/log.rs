@@ -5,7 +5,9 @@
 //! ```text
 //! <data_dir>/.lock                         held (flock) while a Log has the directory open
 //! <data_dir>/topics/<topic>.json           topic metadata: name and TopicConfig
-//! <data_dir>/topics/<topic>-<partition>/   segments: <base offset>.log / .index / .timeindex
+//! <data_dir>/topics/<topic>-<partition>/   segments: <base offset>.log / .index / .timeindex,
+//!                                          and for compacted topics cleaner-checkpoint (and,
+//!                                          while a clean swaps segments, *.cleaned / *.swap)
 //! <data_dir>/groups/<group>.json           committed offsets of one consumer group
 //! ```
 
@@ -19,10 +21,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use tokio::sync::watch;
 
+use crate::background::Background;
 use crate::batch::{CheckedBatches, EncodedBatches};
+use crate::cleaner::{CleanSettings, CompactionStats, clean_partition};
 use crate::config::{CleanupPolicy, FlushPolicy, LogConfig, TopicConfig};
 use crate::error::LogError;
-use crate::flusher::Flusher;
 use crate::fs_util::{lock, read, remove_dir_if_exists, remove_file_if_exists, sync_dir, write};
 use crate::groups::GroupStore;
 use crate::partition::Partition;
@@ -41,6 +44,12 @@ struct Topic {
     partitions: Vec<Arc<Partition>>,
 }
 
+impl Topic {
+    fn config_policy(&self) -> CleanupPolicy {
+        read(&self.config).cleanup_policy
+    }
+}
+
 /// The embedded, durable, append-only event log.
 ///
 /// Shared as `Arc<Log>`; every method takes `&self` and is safe to call from many threads (or
@@ -55,7 +64,8 @@ pub struct Log {
     /// Serializes topic creation, deletion and reconfiguration.
     admin: Mutex<()>,
     groups: GroupStore,
-    flusher: Mutex<Option<Flusher>>,
+    flusher: Mutex<Option<Background>>,
+    cleaner: Mutex<Option<Background>>,
     /// Holds the directory's lock for the life of the log.
     _lock_file: File,
 }
@@ -67,8 +77,9 @@ fn now_ms() -> i64 {
 impl Log {
     /// Opens (creating if needed) the log in `dir` and recovers every partition: each partition's
     /// last segment is scanned and a torn or corrupt tail is truncated, keeping every whole, valid
-    /// batch. Starts the background flusher for [`FlushPolicy::Interval`]; it stops when the last
-    /// `Arc` is dropped or on [`Log::close`].
+    /// batch, and an interrupted cleaner swap is finished or undone. Starts the background
+    /// flusher for [`FlushPolicy::Interval`] and the cleaner (unless `cleaner_interval` is
+    /// `None`); they stop when the last `Arc` is dropped or on [`Log::close`].
     ///
     /// # Errors
     ///
@@ -110,12 +121,20 @@ impl Log {
             admin: Mutex::new(()),
             groups,
             flusher: Mutex::new(None),
+            cleaner: Mutex::new(None),
             _lock_file: lock_file,
         });
         if let FlushPolicy::Interval(interval) = log.config.flush {
             let topics = Arc::clone(&log.topics);
-            let flusher = Flusher::spawn(move || flush_topics(&topics), interval, &log.dir)?;
+            let flusher = Background::spawn("weir-log-flusher", move || flush_topics(&topics), interval, &log.dir)?;
             *lock(&log.flusher) = Some(flusher);
+        }
+        if let Some(interval) = log.config.cleaner_interval {
+            let topics = Arc::clone(&log.topics);
+            let config = log.config.clone();
+            let percent = Some(config.min_cleanable_dirty_percent);
+            let work = move || compact_topics(&topics, &config, percent, now_ms(), None).map(drop);
+            *lock(&log.cleaner) = Some(Background::spawn("weir-log-cleaner", work, interval, &log.dir)?);
         }
         Ok(log)
     }
@@ -135,7 +154,7 @@ impl Log {
             } else if name.ends_with(".json") {
                 let (topic, topic_config) = read_metadata(&path)?;
                 let name: Arc<str> = topic.as_str().into();
-                let segment_bytes = topic_config.segment_bytes.unwrap_or(config.segment_bytes);
+                let segment_bytes = topic_config.effective_segment_bytes(config);
                 let partitions = (0..topic_config.partitions)
                     .map(|partition| {
                         Partition::open(
@@ -210,7 +229,7 @@ impl Log {
             return Ok(());
         }
         let topic_name: Arc<str> = name.into();
-        let segment_bytes = config.segment_bytes.unwrap_or(self.config.segment_bytes);
+        let segment_bytes = config.effective_segment_bytes(&self.config);
         let mut partitions = Vec::with_capacity(config.partitions as usize);
         for partition in 0..config.partitions {
             let dir = partition_dir(&self.topics_dir, name, partition);
@@ -251,7 +270,7 @@ impl Log {
             });
         }
         write_metadata(&self.topics_dir, name, &config)?;
-        let segment_bytes = config.segment_bytes.unwrap_or(self.config.segment_bytes);
+        let segment_bytes = config.effective_segment_bytes(&self.config);
         for partition in &topic.partitions {
             partition.set_segment_bytes(segment_bytes);
         }
@@ -306,7 +325,7 @@ impl Log {
     /// [`LogError::UnknownTopic`] / [`LogError::UnknownPartition`]; [`LogError::Encode`] for a
     /// field over 2 GiB; [`LogError::Io`] (a prefix of a multi-batch append may then be written).
     pub fn append(&self, topic: &str, partition: u32, records: &[Record]) -> Result<AppendResult, LogError> {
-        let handle = self.partition(topic, partition)?;
+        let handle = self.writable_partition(topic, partition, records)?;
         let mut encoded = self.encode(topic, partition, records)?;
         let result = handle.append(&mut encoded)?;
         if self.config.flush == FlushPolicy::EveryBatch && result.record_count() > 0 {
@@ -360,6 +379,17 @@ impl Log {
         Ok(result)
     }
 
+    /// The partition to append `records` to, after checking that a compacted topic gets a key
+    /// on every record.
+    fn writable_partition(&self, topic: &str, partition: u32, records: &[Record]) -> Result<Arc<Partition>, LogError> {
+        let handle = self.partition(topic, partition)?;
+        let compacted = self.topic(topic)?.config_policy() == CleanupPolicy::Compact;
+        if compacted && let Some(index) = records.iter().position(|record| record.key.is_none()) {
+            return Err(LogError::KeyRequired { topic: topic.to_owned(), partition, index });
+        }
+        Ok(handle)
+    }
+
     fn encode(&self, topic: &str, partition: u32, records: &[Record]) -> Result<EncodedBatches, LogError> {
         EncodedBatches::encode(records, self.config.max_batch_bytes).map_err(|source| LogError::Encode {
             topic: topic.to_owned(),
@@ -383,7 +413,7 @@ impl Log {
         let prepared = batches
             .iter()
             .map(|(topic, partition, records)| {
-                Ok((self.partition(topic, *partition)?, self.encode(topic, *partition, records)?))
+                Ok((self.writable_partition(topic, *partition, records)?, self.encode(topic, *partition, records)?))
             })
             .collect::<Result<Vec<_>, LogError>>()?;
         let mut results = Vec::with_capacity(prepared.len());
@@ -585,18 +615,51 @@ impl Log {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Stops the background flusher and fsyncs everything. The log stays usable (appends then
-    /// follow the policy without the background thread). Dropping the last `Arc` does the same,
-    /// logging instead of returning a flush error.
+    /// Compacts every partition of every `Compact` topic now, whatever its share of dirty data
+    /// (the background cleaner waits for `min_cleanable_dirty_percent`): keeps the latest record
+    /// of each key in the sealed segments, drops tombstones older than the topic's
+    /// `delete_retention_ms`, and merges small sealed segments (see the `cleaner` module).
+    /// Offsets of kept records never change; the active segment is never touched.
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::SegmentCorrupt`] if a sealed batch fails its checks; [`LogError::Io`] (the
+    /// first failure; the other partitions are still compacted). A failed clean leaves the
+    /// partition as it was, or cleaned, never in between.
+    pub fn compact(&self) -> Result<CompactionStats, LogError> {
+        compact_topics(&self.topics, &self.config, None, now_ms(), None)
+    }
+
+    /// [`Log::compact`] at a given time, optionally only where the dirty share reaches
+    /// `min_dirty_percent`, optionally stopping the first swap after a step.
+    #[cfg(test)]
+    pub(crate) fn compact_at(
+        &self,
+        now_ms: i64,
+        min_dirty_percent: Option<u8>,
+        crash_after: Option<crate::swap::SwapStep>,
+    ) -> Result<CompactionStats, LogError> {
+        compact_topics(&self.topics, &self.config, min_dirty_percent, now_ms, crash_after)
+    }
+
+    /// Stops the background flusher and cleaner and fsyncs everything. The log stays usable
+    /// (appends then follow the policy without the background thread). Dropping the last `Arc`
+    /// does the same, logging instead of returning a flush error.
     ///
     /// # Errors
     ///
     /// [`LogError::Io`] from the final flush.
     pub fn close(&self) -> Result<(), LogError> {
-        if let Some(flusher) = lock(&self.flusher).take() {
-            flusher.stop();
-        }
+        self.stop_background();
         self.flush()
+    }
+
+    fn stop_background(&self) {
+        for thread in [&self.flusher, &self.cleaner] {
+            if let Some(background) = lock(thread).take() {
+                background.stop();
+            }
+        }
     }
 
     #[cfg(test)]
@@ -607,15 +670,51 @@ impl Log {
 
 impl Drop for Log {
     fn drop(&mut self) {
-        if let Some(flusher) = lock(&self.flusher).take() {
-            flusher.stop();
-        }
+        self.stop_background();
         if self.config.flush != FlushPolicy::Never
             && let Err(error) = self.flush()
         {
             tracing::warn!(%error, "final flush at close failed");
         }
     }
+}
+
+/// Runs the cleaner over every partition of every `Compact` topic; `min_dirty_percent: None`
+/// cleans whatever the dirty share.
+fn compact_topics(
+    topics: &TopicMap,
+    config: &LogConfig,
+    min_dirty_percent: Option<u8>,
+    now_ms: i64,
+    crash_after: Option<crate::swap::SwapStep>,
+) -> Result<CompactionStats, LogError> {
+    let topics: Vec<Arc<Topic>> = read(topics).values().cloned().collect();
+    let mut stats = CompactionStats::default();
+    let mut first_error = None;
+    for topic in topics {
+        let topic_config = read(&topic.config).clone();
+        if topic_config.cleanup_policy != CleanupPolicy::Compact {
+            continue;
+        }
+        let settings = CleanSettings {
+            now_ms,
+            delete_retention_ms: topic_config.delete_retention_ms,
+            segment_bytes: topic_config.effective_segment_bytes(config),
+            index_interval: config.index_interval_bytes,
+            min_dirty_percent,
+            crash_after,
+        };
+        for partition in &topic.partitions {
+            match clean_partition(partition, &settings) {
+                Ok(partition_stats) => stats.add(partition_stats),
+                Err(error) => {
+                    tracing::warn!(topic = partition.topic(), partition = partition.id(), %error, "compaction failed");
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+    }
+    first_error.map_or(Ok(stats), Err)
 }
 
 /// Fsyncs every dirty partition of every topic, in parallel.

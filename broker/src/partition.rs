@@ -12,12 +12,13 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::batch::{BatchError, EncodedBatches, batch_records, check_batch};
+use crate::cleaner::{CleanInput, CleanerState, SealedView};
 use crate::error::LogError;
 use crate::fs_util::{lock, remove_file_if_exists, sync_dir};
 use crate::index::{OffsetIndexEntry, lookup_offset, lookup_time};
@@ -50,6 +51,9 @@ pub(crate) struct Partition {
     index_interval: u32,
     segment_bytes: AtomicU64,
     state: Mutex<PartitionState>,
+    /// Held by whatever removes sealed segments (the cleaner, retention, topic deletion), so
+    /// they never interleave. Taken before `state`, never after.
+    cleaner: Mutex<CleanerState>,
     /// The offset below which everything is known to be fsynced.
     synced: Mutex<i64>,
     end_offset: watch::Sender<i64>,
@@ -60,6 +64,9 @@ struct ReadPlan {
     from: i64,
     end: i64,
     slices: Vec<SegmentSlice>,
+    /// The first offset past the planned slices (`end` if they reach the log end). Compacted
+    /// segments can hold nothing at or after `from`; the read then goes on from here.
+    resume: i64,
 }
 
 /// Below this many bytes read beyond twice what a read returns, records keep sharing the read
@@ -139,6 +146,52 @@ fn position_for(entries: &[OffsetIndexEntry], base_offset: i64, offset: i64) -> 
     lookup_offset(entries, relative).map_or(0, |entry| u64::from(entry.position))
 }
 
+/// The records of a planned read; see [`Partition::read`].
+fn read_plan(plan: &ReadPlan, max_bytes: usize) -> Result<Vec<StoredRecord>, LogError> {
+    let mut records = Vec::new();
+    let mut bytes = 0usize;
+    let mut bytes_read = 0u64;
+    for slice in &plan.slices {
+        let mut reader = BatchReader::for_slice(slice);
+        let finished = read_records(&mut reader, slice, plan, max_bytes, &mut records, &mut bytes);
+        bytes_read += reader.bytes_read();
+        if finished? {
+            break;
+        }
+    }
+    // Records are slices of the buffers their batches were read into. When a read returns
+    // little of what it had to read (a small `max_bytes` inside a large batch), copy them
+    // out, so that a caller holding on to a few records does not pin whole batches.
+    if bytes_read > 2 * bytes as u64 + READ_COPY_SLACK_BYTES {
+        detach(&mut records);
+    }
+    Ok(records)
+}
+
+/// The whole batches of a planned read; see [`Partition::read_batches`].
+fn read_plan_batches(plan: &ReadPlan, max_bytes: usize) -> Result<Bytes, LogError> {
+    let mut batches: Vec<Bytes> = Vec::new();
+    let mut bytes = 0usize;
+    'segments: for slice in &plan.slices {
+        let mut reader = BatchReader::for_slice(slice);
+        while let Some(batch) = reader.next_batch()? {
+            if batch.header.next_offset() <= plan.from {
+                continue;
+            }
+            if batch.header.base_offset >= plan.end || (!batches.is_empty() && bytes + batch.bytes.len() > max_bytes) {
+                break 'segments;
+            }
+            check_batch(&batch.bytes).map_err(corrupt_at(slice, batch.position))?;
+            bytes += batch.bytes.len();
+            batches.push(batch.bytes);
+        }
+    }
+    Ok(match batches.len() {
+        1 => batches.swap_remove(0),
+        _ => Bytes::from(batches.concat()),
+    })
+}
+
 impl Partition {
     /// Opens (creating if needed) the partition in `dir`, recovering its active segment.
     pub(crate) fn open(
@@ -149,6 +202,7 @@ impl Partition {
         segment_bytes: u64,
     ) -> Result<Self, LogError> {
         std::fs::create_dir_all(&dir).map_err(LogError::io(&dir))?;
+        crate::swap::recover(&dir)?;
         let mut bases = Vec::new();
         let mut index_files = Vec::new();
         for entry in std::fs::read_dir(&dir).map_err(LogError::io(&dir))? {
@@ -203,6 +257,7 @@ impl Partition {
             }
         };
         let end = active.next_offset();
+        let cleaner = CleanerState::load(&dir)?;
         tracing::debug!(topic = %topic, partition = id, start = sealed.front().map_or(active.base_offset(), SealedSegment::base_offset), end, segments = sealed.len() + 1, "opened partition");
         Ok(Partition {
             topic,
@@ -211,6 +266,7 @@ impl Partition {
             index_interval,
             segment_bytes: AtomicU64::new(segment_bytes),
             state: Mutex::new(PartitionState { sealed, active, dirty: recovered, deleted: false }),
+            cleaner: Mutex::new(cleaner),
             synced: Mutex::new(-1),
             end_offset: watch::Sender::new(end),
         })
@@ -346,7 +402,61 @@ impl Partition {
     /// Marks the partition deleted: later appends fail, watchers see the sender close when the
     /// last handle goes.
     pub(crate) fn mark_deleted(&self) {
+        // Waits for a clean in progress, so none writes into the directory being removed.
+        let _cleaner = lock(&self.cleaner);
         lock(&self.state).deleted = true;
+    }
+
+    /// Excludes retention and deletion while the cleaner works on the sealed segments.
+    pub(crate) fn lock_cleaner(&self) -> MutexGuard<'_, CleanerState> {
+        lock(&self.cleaner)
+    }
+
+    /// The sealed segments as the cleaner reads them, each with its indexes loaded (so that the
+    /// old segments never read index files that the cleaner is replacing), and the active
+    /// segment's base offset: where the cleanable range ends. `None` once the topic is deleted.
+    pub(crate) fn clean_input(&self) -> Result<Option<CleanInput>, LogError> {
+        let mut state = lock(&self.state);
+        if state.deleted {
+            return Ok(None);
+        }
+        let mut segments = Vec::with_capacity(state.sealed.len());
+        for segment in &mut state.sealed {
+            segment.load_indexes()?;
+            segments.push(SealedView {
+                base_offset: segment.base_offset(),
+                size: segment.size(),
+                slice: segment.slice(0),
+            });
+        }
+        Ok(Some(CleanInput { segments, active_base: state.active.base_offset() }))
+    }
+
+    /// Puts `segment` in the place of the sealed segments with base offsets `replaced`
+    /// (consecutive, the first one's base offset equal to the new one's).
+    pub(crate) fn install_cleaned(&self, replaced: &[i64], segment: SealedSegment) -> Result<(), LogError> {
+        let mut state = lock(&self.state);
+        let at = state.sealed.partition_point(|old| old.base_offset() < segment.base_offset());
+        let matches = replaced.len() <= state.sealed.len() - at
+            && state.sealed.range(at..at + replaced.len()).map(SealedSegment::base_offset).eq(replaced.iter().copied());
+        if !matches {
+            // The cleaner lock keeps everything but `roll` (which only adds at the back) away.
+            return Err(LogError::Io {
+                path: self.dir.clone(),
+                source: std::io::Error::other("the segments the cleaner replaced are no longer in the partition"),
+            });
+        }
+        state.sealed.drain(at..at + replaced.len());
+        state.sealed.insert(at, segment);
+        Ok(())
+    }
+
+    pub(crate) fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    pub(crate) fn id(&self) -> u32 {
+        self.id
     }
 
     fn plan_read(&self, from: i64, max_bytes: usize) -> Result<Option<ReadPlan>, LogError> {
@@ -361,6 +471,7 @@ impl Partition {
         }
         let state = &mut *state;
         let mut slices: Vec<SegmentSlice> = Vec::new();
+        let mut resume = end;
         if from >= state.active.base_offset() {
             let position = position_for(state.active.offset_index(), state.active.base_offset(), from);
             slices.push(state.active.slice(position));
@@ -369,8 +480,10 @@ impl Partition {
             // segments are captured until they hold `max_bytes`, so the read need not come back.
             let containing = state.sealed.partition_point(|segment| segment.base_offset() <= from).saturating_sub(1);
             let mut planned_bytes = 0u64;
+            let mut stopped_at = None;
             for segment in state.sealed.range_mut(containing..) {
                 if !slices.is_empty() && planned_bytes >= max_bytes as u64 {
+                    stopped_at = Some(segment.base_offset());
                     break;
                 }
                 let position = if slices.is_empty() {
@@ -383,68 +496,47 @@ impl Partition {
                 planned_bytes += slice.end - slice.start;
                 slices.push(slice);
             }
-            if planned_bytes < max_bytes as u64 {
+            if let Some(base_offset) = stopped_at {
+                resume = base_offset;
+            } else if planned_bytes < max_bytes as u64 {
                 slices.push(state.active.slice(0));
+            } else {
+                resume = state.active.base_offset();
             }
         }
-        Ok(Some(ReadPlan { from, end, slices }))
+        Ok(Some(ReadPlan { from, end, slices, resume }))
     }
 
     /// Records at offsets `>= from` (or the start offset, if later), until their sizes pass
-    /// `max_bytes`; at least one record if any exists.
-    pub(crate) fn read(&self, from: i64, max_bytes: usize) -> Result<Vec<StoredRecord>, LogError> {
-        let Some(plan) = self.plan_read(from, max_bytes)? else {
-            return Ok(Vec::new());
-        };
-        let mut records = Vec::new();
-        let mut bytes = 0usize;
-        let mut bytes_read = 0u64;
-        for slice in &plan.slices {
-            let mut reader = BatchReader::for_slice(slice);
-            let finished = read_records(&mut reader, slice, &plan, max_bytes, &mut records, &mut bytes);
-            bytes_read += reader.bytes_read();
-            if finished? {
-                break;
+    /// `max_bytes`; at least one record if any exists. A `from` that compaction removed starts
+    /// at the next record kept.
+    pub(crate) fn read(&self, mut from: i64, max_bytes: usize) -> Result<Vec<StoredRecord>, LogError> {
+        loop {
+            let Some(plan) = self.plan_read(from, max_bytes)? else {
+                return Ok(Vec::new());
+            };
+            let records = read_plan(&plan, max_bytes)?;
+            if !records.is_empty() || plan.resume >= plan.end {
+                return Ok(records);
             }
+            from = plan.resume;
         }
-        // Records are slices of the buffers their batches were read into. When a read returns
-        // little of what it had to read (a small `max_bytes` inside a large batch), copy them
-        // out, so that a caller holding on to a few records does not pin whole batches.
-        if bytes_read > 2 * bytes as u64 + READ_COPY_SLACK_BYTES {
-            detach(&mut records);
-        }
-        Ok(records)
     }
 
     /// Whole stored batches, as Kafka's fetch returns them: starting with the batch that holds
     /// `from` (which may begin before it), until `max_bytes`; at least one batch if any exists.
     /// Each batch's CRC is checked.
-    pub(crate) fn read_batches(&self, from: i64, max_bytes: usize) -> Result<Bytes, LogError> {
-        let Some(plan) = self.plan_read(from, max_bytes)? else {
-            return Ok(Bytes::new());
-        };
-        let mut batches: Vec<Bytes> = Vec::new();
-        let mut bytes = 0usize;
-        'segments: for slice in &plan.slices {
-            let mut reader = BatchReader::for_slice(slice);
-            while let Some(batch) = reader.next_batch()? {
-                if batch.header.next_offset() <= plan.from {
-                    continue;
-                }
-                if batch.header.base_offset >= plan.end
-                    || (!batches.is_empty() && bytes + batch.bytes.len() > max_bytes)
-                {
-                    break 'segments;
-                }
-                check_batch(&batch.bytes).map_err(corrupt_at(slice, batch.position))?;
-                bytes += batch.bytes.len();
-                batches.push(batch.bytes);
+    pub(crate) fn read_batches(&self, mut from: i64, max_bytes: usize) -> Result<Bytes, LogError> {
+        loop {
+            let Some(plan) = self.plan_read(from, max_bytes)? else {
+                return Ok(Bytes::new());
+            };
+            let batches = read_plan_batches(&plan, max_bytes)?;
+            if !batches.is_empty() || plan.resume >= plan.end {
+                return Ok(batches);
             }
+            from = plan.resume;
         }
-        Ok(match batches.len() {
-            1 => batches.swap_remove(0),
-            _ => Bytes::from(batches.concat()),
-        })
     }
 
     /// The offset of the first record whose timestamp is `>= timestamp`, if any.
@@ -490,6 +582,7 @@ impl Partition {
 
     /// Deletes the sealed segments that `limits` no longer keep; returns how many.
     pub(crate) fn enforce_retention(&self, limits: RetentionLimits, now_ms: i64) -> Result<usize, LogError> {
+        let _cleaner = lock(&self.cleaner);
         let (removed, start) = {
             let mut state = lock(&self.state);
             if state.deleted {

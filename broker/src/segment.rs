@@ -28,7 +28,7 @@ use crate::fs_util::remove_file_if_exists;
 use crate::index::{
     IndexBuilder, IndexedBatch, OffsetIndexEntry, TimeIndexEntry, parse_offset_index, parse_time_index,
 };
-use crate::validator::{ScanOutcome, scan_segment};
+use crate::validator::{OffsetSequence, ScanOutcome, scan_segment};
 
 /// How much a reader fetches from the file at a time (more if one batch is bigger).
 const READ_AHEAD_BYTES: usize = 64 * 1024;
@@ -166,7 +166,7 @@ fn open_index_for_append(path: &Path) -> Result<File, LogError> {
     OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path).map_err(LogError::io(path))
 }
 
-fn encode_entries<const N: usize, T: Copy>(entries: &[T], to_bytes: impl Fn(T) -> [u8; N]) -> Vec<u8> {
+pub(crate) fn encode_entries<const N: usize, T: Copy>(entries: &[T], to_bytes: impl Fn(T) -> [u8; N]) -> Vec<u8> {
     entries.iter().flat_map(|entry| to_bytes(*entry)).collect()
 }
 
@@ -228,7 +228,7 @@ impl ActiveSegment {
         let log = open_log_for_append(&paths.log, false)?;
         let size = log.metadata().map_err(LogError::io(&*paths.log))?.len();
         let ScanOutcome { valid_size, next_offset, index, time_index, builder, damage } =
-            scan_segment(&log, &paths.log, base_offset, size, index_interval)?;
+            scan_segment(&log, &paths.log, base_offset, size, index_interval, OffsetSequence::Contiguous)?;
         if valid_size < size {
             log.set_len(valid_size).map_err(LogError::io(&*paths.log))?;
             log.sync_all().map_err(LogError::io(&*paths.log))?;
@@ -393,6 +393,15 @@ fn rewrite(file: &File, path: &Path, contents: &[u8]) -> Result<(), LogError> {
     file.write_all_at(contents, 0).map_err(LogError::io(path))
 }
 
+/// The indexes of a segment built while writing it.
+#[derive(Debug)]
+pub(crate) struct BuiltIndexes {
+    /// `None` for a segment without records.
+    pub(crate) max_timestamp: Option<i64>,
+    pub(crate) index: Vec<OffsetIndexEntry>,
+    pub(crate) time_index: Vec<TimeIndexEntry>,
+}
+
 /// A full, read-only segment.
 #[derive(Debug)]
 pub(crate) struct SealedSegment {
@@ -434,6 +443,28 @@ impl SealedSegment {
         Ok(segment)
     }
 
+    /// A segment the cleaner wrote (see [`crate::swap`]): `log` is its file, whatever name it
+    /// has now; `paths` are the names it ends up with.
+    pub(crate) fn from_cleaned(
+        base_offset: i64,
+        paths: SegmentPaths,
+        log: File,
+        size: u64,
+        indexes: BuiltIndexes,
+        index_interval: u32,
+    ) -> Self {
+        SealedSegment {
+            base_offset,
+            paths,
+            log: Arc::new(log),
+            size,
+            max_timestamp: indexes.max_timestamp,
+            index: Some(indexes.index),
+            time_index: Some(indexes.time_index),
+            index_interval,
+        }
+    }
+
     pub(crate) fn base_offset(&self) -> i64 {
         self.base_offset
     }
@@ -444,6 +475,14 @@ impl SealedSegment {
 
     pub(crate) fn max_timestamp(&self) -> Option<i64> {
         self.max_timestamp
+    }
+
+    /// Loads both indexes now, so the segment never reads its index files again: the cleaner
+    /// is about to replace them under the same names.
+    pub(crate) fn load_indexes(&mut self) -> Result<(), LogError> {
+        self.offset_index()?;
+        self.time_index()?;
+        Ok(())
     }
 
     /// The offset index, loaded (and checked, and rebuilt if damaged) on first use.
@@ -477,7 +516,15 @@ impl SealedSegment {
 
     /// Scans the segment and rewrites both index files from what it finds.
     fn rebuild_indexes(&mut self) -> Result<(), LogError> {
-        let mut outcome = scan_segment(&self.log, &self.paths.log, self.base_offset, self.size, self.index_interval)?;
+        // Sealed segments may be the cleaner's, with gaps between batches.
+        let mut outcome = scan_segment(
+            &self.log,
+            &self.paths.log,
+            self.base_offset,
+            self.size,
+            self.index_interval,
+            OffsetSequence::Increasing,
+        )?;
         if let Some((position, error)) = &outcome.damage {
             // Sealed segments were fsynced whole, so this is damage after the fact. Keep the file
             // (truncating would leave a hole in the offsets); reads past this point will fail with

@@ -8,7 +8,8 @@
 //! - its header parses (magic 2, a length that fits the file),
 //! - its CRC32C matches (that covers everything from the attributes on),
 //! - its base offset is exactly the one after the previous batch (the base offset is outside the
-//!   CRC, so sequence is what protects it), and
+//!   CRC, so sequence is what protects it; in segments the cleaner wrote, where whole batches
+//!   may have gone, it only has to be past the previous batch: [`OffsetSequence`]), and
 //! - its partition leader epoch is the one this log writes (also outside the CRC).
 //!
 //! The scan stops at the first batch that fails. Everything before it is kept; it and everything
@@ -23,6 +24,15 @@ use crate::batch::{BatchError, LEADER_EPOCH, check_batch};
 use crate::error::LogError;
 use crate::index::{IndexBuilder, IndexedBatch, OffsetIndexEntry, TimeIndexEntry};
 use crate::segment::BatchReader;
+
+/// How the base offsets of a segment's batches must follow each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum OffsetSequence {
+    /// Each batch starts right after the previous one, as appends write them.
+    Contiguous,
+    /// Each batch starts after the previous one, gaps allowed: what the cleaner writes.
+    Increasing,
+}
 
 /// The valid prefix of a segment and its rebuilt indexes.
 #[derive(Debug)]
@@ -47,6 +57,7 @@ pub(crate) fn scan_segment(
     base_offset: i64,
     size: u64,
     index_interval: u32,
+    sequence: OffsetSequence,
 ) -> Result<ScanOutcome, LogError> {
     let mut outcome = ScanOutcome {
         valid_size: 0,
@@ -67,7 +78,7 @@ pub(crate) fn scan_segment(
             }
             Err(error) => return Err(error),
         };
-        if let Err(error) = validate(&batch.bytes, outcome.next_offset, base_offset) {
+        if let Err(error) = validate(&batch.bytes, outcome.next_offset, base_offset, sequence) {
             outcome.damage = Some((batch.position, error));
             break;
         }
@@ -87,9 +98,13 @@ pub(crate) fn scan_segment(
     Ok(outcome)
 }
 
-fn validate(batch: &[u8], expected_offset: i64, segment_base: i64) -> Result<(), BatchError> {
+fn validate(batch: &[u8], expected_offset: i64, segment_base: i64, sequence: OffsetSequence) -> Result<(), BatchError> {
     let header = check_batch(batch)?;
-    if header.base_offset != expected_offset {
+    let in_sequence = match sequence {
+        OffsetSequence::Contiguous => header.base_offset == expected_offset,
+        OffsetSequence::Increasing => header.base_offset >= expected_offset,
+    };
+    if !in_sequence {
         return Err(BatchError::OffsetOutOfSequence { expected: expected_offset, found: header.base_offset });
     }
     if header.partition_leader_epoch != LEADER_EPOCH {
@@ -141,7 +156,7 @@ mod tests {
         let ends = write_batches(&mut file, &[3, 2]);
         file.write_all(&[0u8; 100]).expect("write zeros");
         let file = File::open(&path).expect("open");
-        let outcome = scan_segment(&file, &path, 0, ends[1] + 100, 0).expect("scan");
+        let outcome = scan_segment(&file, &path, 0, ends[1] + 100, 0, OffsetSequence::Contiguous).expect("scan");
         assert_eq!(outcome.valid_size, ends[1]);
         assert_eq!(outcome.next_offset, 5);
         assert!(outcome.damage.is_some());
@@ -157,7 +172,7 @@ mod tests {
         write_batches(&mut file, &[1]);
         let file = File::open(&path).expect("open");
         let size = file.metadata().expect("metadata").len();
-        let outcome = scan_segment(&file, &path, 0, size, 0).expect("scan");
+        let outcome = scan_segment(&file, &path, 0, size, 0, OffsetSequence::Contiguous).expect("scan");
         assert_eq!(outcome.valid_size, ends[0]);
         assert!(matches!(outcome.damage, Some((_, BatchError::OffsetOutOfSequence { expected: 3, found: 0 }))));
     }

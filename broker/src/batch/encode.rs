@@ -3,13 +3,13 @@
 use bytes::Bytes;
 
 use super::header::{
-    ATTRIBUTES_OFFSET, BASE_SEQUENCE_OFFSET, BASE_TIMESTAMP_OFFSET, BATCH_HEADER_SIZE, BatchError, CRC_OFFSET,
-    LAST_OFFSET_DELTA_OFFSET, LEADER_EPOCH, LOG_OVERHEAD, MAGIC_OFFSET, MAGIC_V2, MAX_TIMESTAMP_OFFSET,
+    ATTRIBUTES_OFFSET, BASE_SEQUENCE_OFFSET, BASE_TIMESTAMP_OFFSET, BATCH_HEADER_SIZE, BatchError, BatchHeader,
+    CRC_OFFSET, LAST_OFFSET_DELTA_OFFSET, LEADER_EPOCH, LOG_OVERHEAD, MAGIC_OFFSET, MAGIC_V2, MAX_TIMESTAMP_OFFSET,
     NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, PARTITION_LEADER_EPOCH_OFFSET, PRODUCER_EPOCH_OFFSET,
-    PRODUCER_ID_OFFSET, RECORD_COUNT_OFFSET,
+    PRODUCER_ID_OFFSET, RECORD_COUNT_OFFSET, TRANSACTIONAL_FLAG,
 };
 use super::varint::{put_varint, put_varlong, varint_size, varlong_size};
-use crate::record::Record;
+use crate::record::{Record, StoredRecord};
 
 /// The length of a field as the format's i32, or the error for a field over 2 GiB.
 fn field_len(len: usize) -> Result<i32, BatchError> {
@@ -123,49 +123,17 @@ impl EncodedBatches {
     }
 
     fn encode_batch(&mut self, records: &[Record], first_record: u64) -> Result<(), BatchError> {
-        let buf = &mut self.buf;
-        let position = buf.len();
-        let (min_timestamp, max_timestamp) = records
-            .iter()
-            .fold((i64::MAX, i64::MIN), |(min, max), record| (min.min(record.timestamp), max.max(record.timestamp)));
-        buf.resize(position + BATCH_HEADER_SIZE, 0);
-        for (index, record) in records.iter().enumerate() {
-            // As kafka-protocol (and unlike the Java producer), the base timestamp is the
-            // minimum, so deltas are never negative. Wrapping keeps any i64 round-trippable.
-            let timestamp_delta = record.timestamp.wrapping_sub(min_timestamp);
-            let offset_delta = index as i32;
-            let body = record_body_size(record, timestamp_delta, offset_delta);
-            put_varint(buf, field_len(body)?);
-            buf.push(0);
-            put_varlong(buf, timestamp_delta);
-            put_varint(buf, offset_delta);
-            put_nullable_bytes(buf, &record.key);
-            put_nullable_bytes(buf, &record.value);
-            put_varint(buf, record.headers.len() as i32);
-            for (key, value) in &record.headers {
-                put_varint(buf, key.len() as i32);
-                buf.extend_from_slice(key.as_bytes());
-                put_nullable_bytes(buf, value);
-            }
-        }
-        let len = buf.len() - position;
-        let batch_length = field_len(len - LOG_OVERHEAD)?;
-        let header = &mut buf[position..position + BATCH_HEADER_SIZE];
-        // The base offset (bytes 0..8) stays zero until `assign_offsets`.
-        header[8..12].copy_from_slice(&batch_length.to_be_bytes());
-        header[PARTITION_LEADER_EPOCH_OFFSET..MAGIC_OFFSET].copy_from_slice(&LEADER_EPOCH.to_be_bytes());
-        header[MAGIC_OFFSET] = MAGIC_V2 as u8;
-        header[ATTRIBUTES_OFFSET..LAST_OFFSET_DELTA_OFFSET].copy_from_slice(&0i16.to_be_bytes());
-        let last_offset_delta = records.len() as i32 - 1;
-        header[LAST_OFFSET_DELTA_OFFSET..BASE_TIMESTAMP_OFFSET].copy_from_slice(&last_offset_delta.to_be_bytes());
-        header[BASE_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET].copy_from_slice(&min_timestamp.to_be_bytes());
-        header[MAX_TIMESTAMP_OFFSET..PRODUCER_ID_OFFSET].copy_from_slice(&max_timestamp.to_be_bytes());
-        header[PRODUCER_ID_OFFSET..PRODUCER_EPOCH_OFFSET].copy_from_slice(&NO_PRODUCER_ID.to_be_bytes());
-        header[PRODUCER_EPOCH_OFFSET..BASE_SEQUENCE_OFFSET].copy_from_slice(&NO_PRODUCER_EPOCH.to_be_bytes());
-        header[BASE_SEQUENCE_OFFSET..RECORD_COUNT_OFFSET].copy_from_slice(&NO_SEQUENCE.to_be_bytes());
-        header[RECORD_COUNT_OFFSET..BATCH_HEADER_SIZE].copy_from_slice(&(records.len() as i32).to_be_bytes());
-        let crc = crc32c::crc32c(&buf[position + ATTRIBUTES_OFFSET..]);
-        buf[position + CRC_OFFSET..position + ATTRIBUTES_OFFSET].copy_from_slice(&crc.to_be_bytes());
+        let position = self.buf.len();
+        let layout = BatchLayout {
+            offset_deltas: None,
+            last_offset_delta: records.len() as i32 - 1,
+            attributes: 0,
+            producer_id: NO_PRODUCER_ID,
+            producer_epoch: NO_PRODUCER_EPOCH,
+            base_sequence: NO_SEQUENCE,
+        };
+        let max_timestamp = put_batch(&mut self.buf, records, &layout)?;
+        let len = self.buf.len() - position;
         self.batches.push(BatchSpan { position, len, first_record, record_count: records.len() as u32, max_timestamp });
         Ok(())
     }
@@ -198,4 +166,92 @@ impl EncodedBatches {
     pub(crate) fn record_count(&self) -> u64 {
         self.record_count
     }
+}
+
+/// How a batch lays out its offsets and which producer it names.
+struct BatchLayout<'a> {
+    /// Each record's offset delta; `None` numbers them 0, 1, 2, ...
+    offset_deltas: Option<&'a [i32]>,
+    last_offset_delta: i32,
+    attributes: i16,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+}
+
+/// Appends one uncompressed batch of `records` to `buf` (base offset zero, to be patched), and
+/// returns its largest timestamp.
+fn put_batch(buf: &mut Vec<u8>, records: &[Record], layout: &BatchLayout<'_>) -> Result<i64, BatchError> {
+    let position = buf.len();
+    let (min_timestamp, max_timestamp) = records
+        .iter()
+        .fold((i64::MAX, i64::MIN), |(min, max), record| (min.min(record.timestamp), max.max(record.timestamp)));
+    buf.resize(position + BATCH_HEADER_SIZE, 0);
+    for (index, record) in records.iter().enumerate() {
+        // As kafka-protocol (and unlike the Java producer), the base timestamp is the
+        // minimum, so deltas are never negative. Wrapping keeps any i64 round-trippable.
+        let timestamp_delta = record.timestamp.wrapping_sub(min_timestamp);
+        let offset_delta = layout.offset_deltas.map_or(index as i32, |deltas| deltas[index]);
+        let body = record_body_size(record, timestamp_delta, offset_delta);
+        put_varint(buf, field_len(body)?);
+        buf.push(0);
+        put_varlong(buf, timestamp_delta);
+        put_varint(buf, offset_delta);
+        put_nullable_bytes(buf, &record.key);
+        put_nullable_bytes(buf, &record.value);
+        put_varint(buf, record.headers.len() as i32);
+        for (key, value) in &record.headers {
+            put_varint(buf, key.len() as i32);
+            buf.extend_from_slice(key.as_bytes());
+            put_nullable_bytes(buf, value);
+        }
+    }
+    let len = buf.len() - position;
+    let batch_length = field_len(len - LOG_OVERHEAD)?;
+    let header = &mut buf[position..position + BATCH_HEADER_SIZE];
+    // The base offset (bytes 0..8) stays zero until the caller patches it in.
+    header[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    header[PARTITION_LEADER_EPOCH_OFFSET..MAGIC_OFFSET].copy_from_slice(&LEADER_EPOCH.to_be_bytes());
+    header[MAGIC_OFFSET] = MAGIC_V2 as u8;
+    header[ATTRIBUTES_OFFSET..LAST_OFFSET_DELTA_OFFSET].copy_from_slice(&layout.attributes.to_be_bytes());
+    header[LAST_OFFSET_DELTA_OFFSET..BASE_TIMESTAMP_OFFSET].copy_from_slice(&layout.last_offset_delta.to_be_bytes());
+    header[BASE_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET].copy_from_slice(&min_timestamp.to_be_bytes());
+    header[MAX_TIMESTAMP_OFFSET..PRODUCER_ID_OFFSET].copy_from_slice(&max_timestamp.to_be_bytes());
+    header[PRODUCER_ID_OFFSET..PRODUCER_EPOCH_OFFSET].copy_from_slice(&layout.producer_id.to_be_bytes());
+    header[PRODUCER_EPOCH_OFFSET..BASE_SEQUENCE_OFFSET].copy_from_slice(&layout.producer_epoch.to_be_bytes());
+    header[BASE_SEQUENCE_OFFSET..RECORD_COUNT_OFFSET].copy_from_slice(&layout.base_sequence.to_be_bytes());
+    header[RECORD_COUNT_OFFSET..BATCH_HEADER_SIZE].copy_from_slice(&(records.len() as i32).to_be_bytes());
+    let crc = crc32c::crc32c(&buf[position + ATTRIBUTES_OFFSET..]);
+    buf[position + CRC_OFFSET..position + ATTRIBUTES_OFFSET].copy_from_slice(&crc.to_be_bytes());
+    Ok(max_timestamp)
+}
+
+/// Re-encodes the batch `original` with only `retained` of its records (non-empty, in offset
+/// order, all within the batch), the way Kafka's cleaner does: the base offset and the last
+/// offset delta stay the original's, so the batch still spans the same offsets and the records
+/// keep theirs (with gaps where records went); the producer id, epoch and base sequence stay
+/// too. The result is uncompressed whatever the original was, and stamped `CreateTime` with
+/// the records' own timestamps.
+pub(crate) fn encode_retained(original: &BatchHeader, retained: &[StoredRecord]) -> Result<Vec<u8>, BatchError> {
+    let mut offset_deltas = Vec::with_capacity(retained.len());
+    for record in retained {
+        let delta = record.offset - original.base_offset;
+        if !(0..=i64::from(original.last_offset_delta)).contains(&delta) {
+            return Err(BatchError::InvalidHeader { reason: "retained record outside its batch" });
+        }
+        offset_deltas.push(delta as i32);
+    }
+    let records: Vec<Record> = retained.iter().cloned().map(StoredRecord::into_record).collect();
+    let layout = BatchLayout {
+        offset_deltas: Some(&offset_deltas),
+        last_offset_delta: original.last_offset_delta,
+        attributes: original.attributes & TRANSACTIONAL_FLAG,
+        producer_id: original.producer_id,
+        producer_epoch: original.producer_epoch,
+        base_sequence: original.base_sequence,
+    };
+    let mut buf = Vec::new();
+    put_batch(&mut buf, &records, &layout)?;
+    buf[..8].copy_from_slice(&original.base_offset.to_be_bytes());
+    Ok(buf)
 }

@@ -25,6 +25,10 @@ pub(super) const NO_PRODUCER_ID: i64 = -1;
 pub(super) const NO_PRODUCER_EPOCH: i16 = -1;
 pub(super) const NO_SEQUENCE: i32 = -1;
 pub(super) const COMPRESSION_MASK: i16 = 0x07;
+/// Attribute bit 4: the batch belongs to a transaction.
+pub(super) const TRANSACTIONAL_FLAG: i16 = 0x10;
+/// Attribute bit 5: a control batch (transaction marker), not data.
+const CONTROL_FLAG: i16 = 0x20;
 
 /// The smallest possible encoded record: a one-byte length and six one-byte fields (attributes,
 /// timestamp delta, offset delta, null key, null value, zero headers).
@@ -206,6 +210,11 @@ impl BatchHeader {
 
     pub(super) fn compression(&self) -> i16 {
         self.attributes & COMPRESSION_MASK
+    }
+
+    /// Whether this is a control batch (a transaction marker) rather than data.
+    pub(crate) fn is_control(&self) -> bool {
+        self.attributes & CONTROL_FLAG != 0
     }
 }
 

@@ -45,7 +45,7 @@ pub(crate) mod tests;
 mod varint;
 
 pub(crate) use self::decode::batch_records;
-pub(crate) use self::encode::{BatchSpan, EncodedBatches};
+pub(crate) use self::encode::{BatchSpan, EncodedBatches, encode_retained};
 pub use self::header::BatchError;
 pub(crate) use self::header::{BATCH_HEADER_SIZE, BatchHeader, LEADER_EPOCH, check_batch};
 pub use self::ingest::{CheckedBatches, ProducerBatchInfo};

@@ -27,6 +27,8 @@ pub(super) fn log_error(error: &LogError) -> i16 {
             _ => ResponseError::InvalidRecord,
         },
         LogError::Encode { .. } => ResponseError::MessageTooLarge,
+        // Kafka's answer to a keyless record on a compacted topic.
+        LogError::KeyRequired { .. } => ResponseError::InvalidRecord,
         LogError::Io { .. } | LogError::SegmentCorrupt { .. } | LogError::MetadataCorrupt { .. } => {
             ResponseError::KafkaStorageError
         }

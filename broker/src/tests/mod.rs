@@ -1,6 +1,8 @@
 //! Behaviour of the log as a whole, through its public API: one module per area.
 
 mod admin;
+mod compaction;
+mod compaction_crash;
 mod durability;
 mod producer_batches;
 mod read;
