@@ -194,10 +194,9 @@ pub(crate) fn clean_partition(partition: &Partition, settings: &CleanSettings) -
         let boundary = input.segments.get(index + 1).map_or(input.active_base, |next| next.base_offset);
         if let Some(current) = &group
             && !current.can_take(segment, boundary, settings.segment_bytes)
+            && let Some(full) = group.take()
         {
-            if let Some(full) = group.take() {
-                full.finish(partition, settings, &mut stats)?;
-            }
+            full.finish(partition, settings, &mut stats)?;
         }
         let current = match &mut group {
             Some(current) => current,

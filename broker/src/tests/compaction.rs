@@ -365,6 +365,7 @@ fn the_background_cleaner_compacts_by_itself() {
             break;
         }
         assert!(Instant::now() < deadline, "{sealed} sealed segments with {sealed_records} records after 30 s");
+        #[allow(clippy::disallowed_methods, reason = "synchronous test code: no executor thread here")]
         std::thread::sleep(Duration::from_millis(10));
     }
 }

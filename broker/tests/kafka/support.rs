@@ -113,6 +113,10 @@ pub(crate) fn run(mut command: Command, timeout: Duration, stdin: Option<&[u8]>)
                 String::from_utf8_lossy(&output.stderr)
             );
         }
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "a synchronous test thread waiting for a client process; the server runs on its own runtime thread"
+        )]
         std::thread::sleep(Duration::from_millis(20));
     }
     let output = child.wait_with_output().expect("output");

@@ -320,10 +320,13 @@ mod tests {
         ConnectorDefinition { name: "orders".into(), class: "datagen".into(), ..ConnectorDefinition::default() }
     }
 
+    /// A field name and a change that makes it invalid.
+    type BadCase = (&'static str, fn(&mut ConnectorDefinition));
+
     #[test]
     fn defaults_pass_the_checks_and_each_bad_key_is_named() {
         assert_eq!(check_definition(&valid()), Ok(()));
-        let cases: [(&str, fn(&mut ConnectorDefinition)); 10] = [
+        let cases: [BadCase; 10] = [
             ("name", |definition| definition.name = " ".into()),
             ("name", |definition| definition.name = "a/b".into()),
             ("tasks.max", |definition| definition.tasks_max = 0),

@@ -185,10 +185,10 @@ fn line_of_key_from(text: &str, first_line: usize, dotted: &str) -> Option<usize
                 if trimmed.is_empty() || trimmed.starts_with('#') {
                     continue;
                 }
-                if let Some(parent) = parent_indent {
-                    if indent <= parent {
-                        break; // left the parent's block
-                    }
+                if let Some(parent) = parent_indent
+                    && indent <= parent
+                {
+                    break; // left the parent's block
                 }
                 let unquoted = trimmed.trim_start_matches(['"', '\'']);
                 if let Some(rest) = unquoted.strip_prefix(key.as_str()) {

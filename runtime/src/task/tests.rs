@@ -42,13 +42,15 @@ fn entries(journal: &Journal) -> Vec<String> {
 struct Numbers {
     next: u64,
     total: u64,
+    /// Records per poll.
+    per_poll: u64,
     journal: Journal,
 }
 
 impl DynSourceTask for Numbers {
     fn poll(&mut self, _max: u32) -> Result<Vec<u8>, ConnectorError> {
         let mut batch = SourceBatchWriter::new();
-        let end = (self.next + BATCH).min(self.total);
+        let end = (self.next + self.per_poll).min(self.total);
         for n in self.next..end {
             let text = n.to_string();
             let position = format!("{{\"n\":{}}}", n + 1);
@@ -69,7 +71,9 @@ impl DynSourceTask for Numbers {
 
     fn commit(&mut self, positions: &[SourceOffset]) -> Result<(), ConnectorError> {
         for position in positions {
-            note(&self.journal, format!("commit {}", String::from_utf8_lossy(&position.position)));
+            if self.per_poll == BATCH {
+                note(&self.journal, format!("commit {}", String::from_utf8_lossy(&position.position)));
+            }
         }
         Ok(())
     }
@@ -109,7 +113,12 @@ async fn run_source(fixture: &Fixture, total: u64, faults: Vec<Fault>) -> (Resul
     let task = SourceTask {
         connector: Arc::from("source"),
         task_id: 0,
-        handle: SourceHandle::native(Box::new(Numbers { next: 0, total, journal: fixture.journal.clone() })),
+        handle: SourceHandle::native(Box::new(Numbers {
+            next: 0,
+            total,
+            per_poll: BATCH,
+            journal: fixture.journal.clone(),
+        })),
         log,
         offsets: offsets.clone(),
         generation: Generation(1),
@@ -314,4 +323,71 @@ async fn a_failed_flush_commits_nothing_and_the_restart_repeats_only_the_batch_i
     assert_commits_follow_flushes(&journal);
     let puts: Vec<&String> = journal.iter().filter(|entry| entry.starts_with("put ")).collect();
     assert_eq!(puts, ["put 0..=9", "put 10..=19", "put 10..=19", "put 20..=29"], "{journal:?}");
+}
+
+/// A million source commits (one record per poll, one offset record per commit) keep the
+/// offsets topic bounded: the broker's cleaner compacts it to the latest position, so a restart
+/// replays a bounded number of records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_million_commits_keep_the_offsets_topic_bounded() {
+    const COMMITS: u64 = 1_000_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = weir_broker::LogConfig { flush: weir_broker::FlushPolicy::Never, ..Default::default() };
+    let log: Arc<dyn EventLog> = Arc::new(EmbeddedLog::open(dir.path(), config.clone()).await.expect("log"));
+    log.ensure_topic(TOPIC, TopicConfig::default()).await.expect("topic");
+    let offsets = Arc::new(OffsetStore::open(log.clone()).await.expect("offsets"));
+    let (retry, errors, transforms) = settings();
+    let journal = Journal::default();
+    let metrics = Arc::new(TaskMetrics::default());
+    let task = SourceTask {
+        connector: Arc::from("source"),
+        task_id: 0,
+        handle: SourceHandle::native(Box::new(Numbers { next: 0, total: COMMITS, per_poll: 1, journal })),
+        log: log.clone(),
+        offsets: offsets.clone(),
+        generation: Generation(1),
+        metrics: metrics.clone(),
+        on_new_topic: Arc::new(|_| {}),
+        settings: SourceSettings { batch_size: 1, default_partitions: 1, retry, errors, transforms },
+    };
+    let cancel = CancellationToken::new();
+    let running = tokio::spawn(task.run(cancel.clone()));
+    let started = std::time::Instant::now();
+    while metrics.batches.load(std::sync::atomic::Ordering::Relaxed) < COMMITS {
+        assert!(started.elapsed() < Duration::from_secs(600), "the source stalled at {:?}", metrics.batches);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cancel.cancel();
+    running.await.expect("joins").expect("the source stops cleanly");
+    assert_eq!(stored_position(&offsets).as_deref(), Some("{\"n\":1000000}"));
+    drop(offsets);
+    drop(log);
+    // Reopen as a restart does, and replay the offsets topic as the store does.
+    let log: Arc<dyn EventLog> = Arc::new(EmbeddedLog::open(dir.path(), config).await.expect("reopen"));
+    let offsets_dir = dir.path().join("topics").join(format!("{}-0", crate::state_store::OFFSETS_TOPIC));
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let (bytes, replayed) = loop {
+        let bytes: u64 = std::fs::read_dir(&offsets_dir)
+            .expect("the offsets partition")
+            .map(|entry| entry.expect("entry").metadata().expect("metadata").len())
+            .sum();
+        let request =
+            crate::log::FetchRequest { topic: crate::state_store::OFFSETS_TOPIC.into(), partition: 0, from: 0 };
+        let mut replayed = 0usize;
+        let mut next = request;
+        loop {
+            let fetched = log.fetch(vec![next.clone()], 1 << 20, usize::MAX).await.expect("replay");
+            let Some(part) = fetched.into_iter().next() else { break };
+            replayed += part.records.len();
+            next.from = part.records.last().expect("non-empty").offset + 1;
+        }
+        if bytes < 8 << 20 && replayed < 50_000 {
+            break (bytes, replayed);
+        }
+        assert!(std::time::Instant::now() < deadline, "not compacted: {bytes} bytes, {replayed} records to replay");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let reopened = OffsetStore::open(log.clone()).await.expect("replay");
+    assert_eq!(stored_position(&reopened).as_deref(), Some("{\"n\":1000000}"), "the latest position survives");
+    eprintln!("a million commits: offsets topic {bytes} bytes on disk, {replayed} records to replay");
 }
