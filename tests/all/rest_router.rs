@@ -5,6 +5,21 @@ use serde_json::{Value, json};
 
 use crate::rest::datagen;
 
+/// Answers one request through the router without a port: status and body text.
+async fn send(router: axum::Router, method: &str, uri: &str, body: String) -> (u16, String) {
+    use tower::ServiceExt;
+    let request = axum::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body))
+        .expect("request");
+    let response = router.oneshot(request).await.expect("answer");
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// The router runs without binding a port (`oneshot`), over a real worker.
 #[tokio::test]
 async fn router_answers_in_process_without_a_port() {
@@ -39,7 +54,6 @@ async fn router_answers_in_process_without_a_port() {
 /// never answers 404 for a connector that exists, however its tasks are stopping and starting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connector_being_changed_never_answers_404() {
-    use tower::ServiceExt;
     let dir = tempfile::tempdir().expect("tempdir");
     let worker =
         weir_runtime::Worker::start(weir_runtime::WorkerConfig::new(dir.path().join("data"))).await.expect("worker");
@@ -47,15 +61,7 @@ async fn a_connector_being_changed_never_answers_404() {
         weir_runtime::rest::router(weir_runtime::rest::ApiState { herder: worker.herder_handle(), log_levels: None });
     let send = move |method: &'static str, uri: &'static str, body: String| {
         let router = router.clone();
-        async move {
-            let request = axum::http::Request::builder()
-                .method(method)
-                .uri(uri)
-                .header("content-type", "application/json")
-                .body(axum::body::Body::from(body))
-                .expect("request");
-            router.oneshot(request).await.expect("answer").status().as_u16()
-        }
+        async move { send(router, method, uri, body).await.0 }
     };
     let config = |interval: u64| datagen("orders", json!({ "max.interval": interval.to_string() })).to_string();
     assert_eq!(send("PUT", "/connectors/g/config", config(20)).await, 201);
@@ -130,7 +136,6 @@ impl weir_connector_sdk::DynConnector for VaultSink {
 /// `[hidden]` sent back keeps the stored value.
 #[tokio::test]
 async fn schema_secret_fields_are_hidden() {
-    use tower::ServiceExt;
     let dir = tempfile::tempdir().expect("tempdir");
     let worker = weir_runtime::Worker::start_with(
         weir_runtime::WorkerConfig::new(dir.path().join("data")),
@@ -148,21 +153,7 @@ async fn schema_secret_fields_are_hidden() {
     let router =
         weir_runtime::rest::router(weir_runtime::rest::ApiState { herder: worker.herder_handle(), log_levels: None });
     let secret = "hunter22-correct-horse";
-    let send = |method: &'static str, uri: &'static str, body: String| {
-        let router = router.clone();
-        async move {
-            let request = axum::http::Request::builder()
-                .method(method)
-                .uri(uri)
-                .header("content-type", "application/json")
-                .body(axum::body::Body::from(body))
-                .expect("request");
-            let response = router.oneshot(request).await.expect("answer");
-            let status = response.status().as_u16();
-            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
-            (status, String::from_utf8_lossy(&bytes).into_owned())
-        }
-    };
+    let send = |method: &'static str, uri: &'static str, body: String| send(router.clone(), method, uri, body);
     let config = json!({ "connector.class": "vault-sink", "topics": "orders", "password": secret });
     let body = json!({ "name": "vault", "config": config, "initial_state": "PAUSED" }).to_string();
     let mut answers = vec![send("POST", "/connectors", body).await];

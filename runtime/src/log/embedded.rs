@@ -45,6 +45,11 @@ impl EmbeddedLog {
     }
 }
 
+/// The broker's view of a batch list: borrowed slices, no copies.
+fn slices(batches: &[PartitionBatch]) -> Vec<(&str, u32, &[weir_broker::Record])> {
+    batches.iter().map(|batch| (batch.topic.as_str(), batch.partition, batch.records.as_slice())).collect()
+}
+
 fn ensure(log: &Log, topic: &str, config: TopicConfig) -> Result<u32, weir_broker::LogError> {
     if let Some(existing) = log.topic_config(topic) {
         return Ok(existing.partitions);
@@ -80,12 +85,7 @@ impl EventLog for EmbeddedLog {
     }
 
     async fn append(&self, batches: Batches, _generation: Generation) -> Result<Vec<AppendResult>, LogError> {
-        self.blocking(move |log| {
-            let slices: Vec<(&str, u32, &[weir_broker::Record])> =
-                batches.iter().map(|batch| (batch.topic.as_str(), batch.partition, batch.records.as_slice())).collect();
-            log.append_many(&slices)
-        })
-        .await
+        self.blocking(move |log| log.append_many(&slices(&batches))).await
     }
 
     async fn append_with_offsets(
@@ -95,9 +95,7 @@ impl EventLog for EmbeddedLog {
         _generation: Generation,
     ) -> Result<(), LogError> {
         self.blocking(move |log| {
-            let slices: Vec<(&str, u32, &[weir_broker::Record])> =
-                batches.iter().map(|batch| (batch.topic.as_str(), batch.partition, batch.records.as_slice())).collect();
-            log.append_many(&slices)?;
+            log.append_many(&slices(&batches))?;
             log.append(&offsets.topic, offsets.partition, &offsets.records)?;
             Ok(())
         })
