@@ -9,7 +9,7 @@ use weir_connector_sdk::ConnectorError;
 use weir_connector_sdk::postgres as pg;
 
 use crate::catalog::{Table, pg_error, quote_ident, text_column};
-use crate::config::SnapshotMode;
+use crate::config::{SnapshotLockingMode, SnapshotMode};
 use crate::envelope::{EventSource, envelope, key_of, now_nanos, render_row};
 use crate::pgoutput::TupleValue;
 use crate::position::Position;
@@ -34,12 +34,33 @@ impl PostgresCdc {
         let created = pg::create_slot_with_snapshot(&self.config.slot_name, &self.config.publication_name)
             .map_err(pg_error("creating the replication slot"))?;
         let tables = self.published_tables()?;
+        self.lock_tables(&tables)?;
         self.context.info(&format!(
             "snapshot of {} tables at {} started",
             tables.len(),
             pg::format_lsn(created.consistent_point)
         ));
         self.enter_snapshot(created.consistent_point, tables);
+        Ok(())
+    }
+
+    /// `snapshot.locking.mode: shared`: the snapshot's transaction takes `ACCESS SHARE` locks on
+    /// the tables it is about to read, held until it commits. PostgreSQL's `TRUNCATE` is not
+    /// MVCC-safe: without the lock, a table truncated after the slot's snapshot was exported
+    /// reads as empty to it, and its rows would never reach the topic (neither as reads nor, the
+    /// truncate being skipped by default, as anything else).
+    fn lock_tables(&self, tables: &[Table]) -> Result<(), ConnectorError> {
+        if self.config.snapshot_locking_mode == SnapshotLockingMode::None || tables.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> =
+            tables.iter().map(|table| format!("{}.{}", quote_ident(&table.schema), quote_ident(&table.name))).collect();
+        pg::query(&format!(
+            "SET LOCAL lock_timeout = '{}ms'; LOCK TABLE {} IN ACCESS SHARE MODE",
+            self.config.snapshot_lock_timeout_ms,
+            names.join(", ")
+        ))
+        .map_err(pg_error("locking the snapshot's tables (snapshot.locking.mode: shared)"))?;
         Ok(())
     }
 
@@ -70,6 +91,7 @@ impl PostgresCdc {
     pub(crate) fn snapshot_again(&mut self, confirmed: u64) -> Result<(), ConnectorError> {
         pg::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").map_err(pg_error("starting the snapshot"))?;
         let tables = self.published_tables()?;
+        self.lock_tables(&tables)?;
         self.context.info(&format!(
             "snapshot of {} tables again, keeping slot {} (streaming from {} afterwards)",
             tables.len(),
