@@ -53,3 +53,7 @@ if ! python3 -c 'import confluent_kafka, kafka' >/dev/null 2>&1; then
 fi
 
 cargo test --workspace --locked "$@"
+
+# The OpenAPI document tells the truth: schemathesis (PyPI) against a running weir, every check,
+# a bounded number of examples per operation (tests/rest/openapi.sh installs it when missing).
+tests/rest/openapi.sh "${CARGO_TARGET_DIR:-target}/debug/weir"

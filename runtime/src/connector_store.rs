@@ -26,7 +26,7 @@ const WORKER: &str = "worker";
 const GENERATION: &str = "generation";
 
 /// What a connector should be doing, as asked by the user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TargetState {
     Running,

@@ -5,6 +5,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use super::bodies::ErrorBody;
 use crate::herder::HerderError;
 
 /// An error answered to a REST client.
@@ -34,7 +35,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error_code": self.status.as_u16(), "message": self.message });
+        let body = ErrorBody { error_code: self.status.as_u16(), message: self.message };
         (self.status, Json(body)).into_response()
     }
 }

@@ -5,7 +5,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::connectors::status_json;
+use super::bodies::{ConnectorStatus, ErrorBody};
+use super::connectors::connector_status_body;
 use super::error::ApiError;
 use super::router::ApiState;
 use crate::connector_store::TargetState;
@@ -26,7 +27,7 @@ pub(super) struct RestartParams {
 
 /// Restart a connector; with `includeTasks=true` its tasks too (only FAILED ones with
 /// `onlyFailed=true`). 204 for the connector alone, else 202 with the status.
-#[utoipa::path(post, path = "/connectors/{name}/restart", tag = "lifecycle", params(("name" = String, Path), RestartParams), responses((status = 204, description = "Connector restarted"), (status = 202, description = "Restarting, with the status", body = serde_json::Value), (status = 404, description = "Unknown connector", body = serde_json::Value)))]
+#[utoipa::path(post, path = "/connectors/{name}/restart", tag = "lifecycle", params(("name" = String, Path), RestartParams), responses((status = 204, description = "Connector restarted"), (status = 202, description = "Restarting, with the status", body = ConnectorStatus), (status = 400, description = "A query parameter is not true or false", body = ErrorBody), (status = 404, description = "Unknown connector", body = ErrorBody), (status = 500, description = "The worker failed", body = ErrorBody)))]
 pub(super) async fn restart(
     State(state): State<ApiState>,
     Path(name): Path<String>,
@@ -38,11 +39,11 @@ pub(super) async fn restart(
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let snapshot = state.herder.status(&name).ok_or_else(|| ApiError::unknown_connector(&name))?;
-    Ok((StatusCode::ACCEPTED, Json(status_json(&snapshot))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(connector_status_body(&snapshot))).into_response())
 }
 
 /// Restart one task.
-#[utoipa::path(post, path = "/connectors/{name}/tasks/{task}/restart", tag = "lifecycle", params(("name" = String, Path), ("task" = u32, Path)), responses((status = 204, description = "Restarted"), (status = 404, description = "Unknown connector or task", body = serde_json::Value)))]
+#[utoipa::path(post, path = "/connectors/{name}/tasks/{task}/restart", tag = "lifecycle", params(("name" = String, Path), ("task" = u32, Path)), responses((status = 204, description = "Restarted"), (status = 404, description = "Unknown connector or task", body = ErrorBody), (status = 500, description = "The worker failed", body = ErrorBody)))]
 pub(super) async fn restart_task(
     State(state): State<ApiState>,
     Path((name, task)): Path<(String, String)>,
@@ -54,21 +55,21 @@ pub(super) async fn restart_task(
 }
 
 /// Pause: the tasks stop taking records and wait (state PAUSED).
-#[utoipa::path(put, path = "/connectors/{name}/pause", tag = "lifecycle", params(("name" = String, Path)), responses((status = 202, description = "Pausing"), (status = 404, description = "Unknown connector", body = serde_json::Value)))]
+#[utoipa::path(put, path = "/connectors/{name}/pause", tag = "lifecycle", params(("name" = String, Path)), responses((status = 202, description = "Pausing"), (status = 404, description = "Unknown connector", body = ErrorBody), (status = 500, description = "The worker failed", body = ErrorBody)))]
 pub(super) async fn pause(State(state): State<ApiState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
     state.herder.set_target(&name, TargetState::Paused).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
 /// Resume a PAUSED or STOPPED connector from its committed offsets.
-#[utoipa::path(put, path = "/connectors/{name}/resume", tag = "lifecycle", params(("name" = String, Path)), responses((status = 202, description = "Resuming"), (status = 404, description = "Unknown connector", body = serde_json::Value)))]
+#[utoipa::path(put, path = "/connectors/{name}/resume", tag = "lifecycle", params(("name" = String, Path)), responses((status = 202, description = "Resuming"), (status = 404, description = "Unknown connector", body = ErrorBody), (status = 500, description = "The worker failed", body = ErrorBody)))]
 pub(super) async fn resume(State(state): State<ApiState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
     state.herder.set_target(&name, TargetState::Running).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
 /// Stop: the tasks shut down (state STOPPED); offsets may then be altered or reset.
-#[utoipa::path(put, path = "/connectors/{name}/stop", tag = "lifecycle", params(("name" = String, Path)), responses((status = 204, description = "Stopped"), (status = 404, description = "Unknown connector", body = serde_json::Value)))]
+#[utoipa::path(put, path = "/connectors/{name}/stop", tag = "lifecycle", params(("name" = String, Path)), responses((status = 204, description = "Stopped"), (status = 404, description = "Unknown connector", body = ErrorBody), (status = 500, description = "The worker failed", body = ErrorBody)))]
 pub(super) async fn stop(State(state): State<ApiState>, Path(name): Path<String>) -> Result<StatusCode, ApiError> {
     state.herder.set_target(&name, TargetState::Stopped).await?;
     Ok(StatusCode::NO_CONTENT)

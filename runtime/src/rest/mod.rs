@@ -6,6 +6,7 @@
 //! tests run it with `tower::ServiceExt::oneshot`; [`serve`] binds it.
 
 mod admin;
+pub mod bodies;
 mod connectors;
 mod error;
 mod lifecycle;

@@ -4,11 +4,13 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use serde_json::{Map, Value, json};
 
-use super::connectors::kind_name;
+use super::bodies::{
+    ConfigInfo, ConfigInfos, ConfigKeyInfo, ConfigValueInfo, ErrorBody, FlatConfig, PluginInfo, to_map,
+};
 use super::error::ApiError;
 use super::router::ApiState;
 use crate::config_provider;
@@ -21,20 +23,33 @@ fn plugin(state: &ApiState, name: &str) -> Result<std::sync::Arc<Plugin>, ApiErr
     })
 }
 
-/// Every plugin: `[{"class", "type", "version"}]`. All of weir's plugins are connectors, so
-/// `connectorsOnly` changes nothing.
-#[utoipa::path(get, path = "/connector-plugins", tag = "plugins", params(("connectorsOnly" = Option<bool>, Query)), responses((status = 200, description = "Plugins", body = Value)))]
-pub(super) async fn list(State(state): State<ApiState>, RawQuery(_query): RawQuery) -> Json<Value> {
-    let plugins: Vec<Value> = state
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct ListParams {
+    /// Only connectors (all of weir's plugins are, so it changes nothing).
+    #[serde(rename = "connectorsOnly")]
+    #[param(rename = "connectorsOnly")]
+    #[allow(dead_code)]
+    connectors_only: Option<bool>,
+}
+
+/// Every plugin: `[{"class", "type", "version"}]`.
+#[utoipa::path(get, path = "/connector-plugins", tag = "plugins", params(ListParams), responses((status = 200, description = "Plugins", body = Vec<PluginInfo>), (status = 400, description = "connectorsOnly is not true or false", body = ErrorBody)))]
+pub(super) async fn list(
+    State(state): State<ApiState>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<Vec<PluginInfo>>, ApiError> {
+    params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
+    let plugins = state
         .herder
         .plugins()
         .plugins()
         .map(|plugin| {
             let spec = plugin.spec();
-            json!({ "class": spec.name, "type": kind_name(spec.kind), "version": spec.version })
+            PluginInfo { class: spec.name.clone(), kind: spec.kind.into(), version: spec.version.clone() }
         })
         .collect();
-    Json(json!(plugins))
+    Ok(Json(plugins))
 }
 
 fn type_name(property: &Value) -> &'static str {
@@ -58,9 +73,33 @@ fn type_name(property: &Value) -> &'static str {
     }
 }
 
-/// (name, definition) of every config key: the framework's keys (group `Common`), then the
-/// schema's properties (group `Connector`).
-fn definitions(plugin: &Plugin) -> Vec<(String, Value)> {
+fn key_info(
+    name: &str,
+    kind: &str,
+    required: bool,
+    documentation: String,
+    group: &str,
+    order: (usize, usize),
+) -> ConfigKeyInfo {
+    ConfigKeyInfo {
+        name: name.to_owned(),
+        kind: kind.to_owned(),
+        required,
+        default_value: None,
+        importance: if required { "HIGH" } else { "MEDIUM" }.to_owned(),
+        documentation,
+        group: group.to_owned(),
+        order_in_group: order.0,
+        width: "NONE".to_owned(),
+        display_name: name.to_owned(),
+        dependents: Vec::new(),
+        order: order.1,
+    }
+}
+
+/// Every config key: the framework's keys (group `Common`), then the schema's properties (group
+/// `Connector`).
+fn definitions(plugin: &Plugin) -> Vec<ConfigKeyInfo> {
     let schema = plugin.schema();
     let required: Vec<&str> = schema
         .get("required")
@@ -76,59 +115,67 @@ fn definitions(plugin: &Plugin) -> Vec<(String, Value)> {
         (flat_keys::MEMORY, "LONG", false, "Most linear memory of one task's instance."),
         (flat_keys::CALL_TIMEOUT, "LONG", false, "Longest one call into the component may run."),
     ];
-    let mut out: Vec<(String, Value)> = common
+    let mut out: Vec<ConfigKeyInfo> = common
         .iter()
         .enumerate()
         .map(|(order, (name, kind, required, documentation))| {
-            ((*name).to_owned(), json!({
-                "name": name, "type": kind, "required": required, "default_value": null,
-                "importance": if *required { "HIGH" } else { "MEDIUM" }, "documentation": documentation,
-                "group": "Common", "order_in_group": order + 1, "width": "NONE", "display_name": name, "dependents": [],
-                "order": order + 1,
-            }))
+            key_info(name, kind, *required, (*documentation).to_owned(), "Common", (order + 1, order + 1))
         })
         .collect();
     let properties = schema.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
     for (order, (name, property)) in properties.iter().enumerate() {
-        let is_required = required.contains(&name.as_str());
-        out.push((name.clone(), json!({
-            "name": name,
-            "type": type_name(property),
-            "required": is_required,
-            "default_value": property.get("default").map(|default| match default { Value::String(text) => json!(text), Value::Null => Value::Null, other => json!(other.to_string()) }),
-            "importance": if is_required { "HIGH" } else { "MEDIUM" },
-            "documentation": property.get("description").cloned().unwrap_or(json!("")),
-            "group": "Connector",
-            "order_in_group": order + 1,
-            "width": "NONE",
-            "display_name": property.get("title").cloned().unwrap_or(json!(name)),
-            "dependents": [],
-            "order": common.len() + order + 1,
-        })));
+        let documentation = property.get("description").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let mut key = key_info(
+            name,
+            type_name(property),
+            required.contains(&name.as_str()),
+            documentation,
+            "Connector",
+            (order + 1, common.len() + order + 1),
+        );
+        key.default_value = property.get("default").and_then(|default| match default {
+            Value::String(text) => Some(text.clone()),
+            Value::Null => None,
+            other => Some(other.to_string()),
+        });
+        if let Some(title) = property.get("title").and_then(Value::as_str) {
+            key.display_name = title.to_owned();
+        }
+        out.push(key);
     }
     out
 }
 
 /// The plugin's config keys (Kafka Connect's ConfigKeyInfo list).
-#[utoipa::path(get, path = "/connector-plugins/{plugin}/config", tag = "plugins", params(("plugin" = String, Path)), responses((status = 200, description = "Config keys", body = Value), (status = 404, description = "Unknown plugin", body = Value)))]
-pub(super) async fn config(State(state): State<ApiState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/connector-plugins/{plugin}/config", tag = "plugins", params(("plugin" = String, Path)), responses((status = 200, description = "Config keys", body = Vec<ConfigKeyInfo>), (status = 404, description = "Unknown plugin", body = ErrorBody)))]
+pub(super) async fn config(
+    State(state): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<ConfigKeyInfo>>, ApiError> {
     let plugin = plugin(&state, &name)?;
-    Ok(Json(json!(definitions(&plugin).into_iter().map(|(_, definition)| definition).collect::<Vec<_>>())))
+    Ok(Json(definitions(&plugin)))
+}
+
+/// A config value as Kafka Connect shows it: its text.
+fn shown_value(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// Validate a flat config against the plugin: per-field errors in Kafka Connect's response
 /// (`{name, error_count, groups, configs: [{definition, value: {name, value, errors, ...}}]}`).
 /// Answers 200 whether or not the config is valid.
-#[utoipa::path(put, path = "/connector-plugins/{plugin}/config/validate", tag = "plugins", params(("plugin" = String, Path)), request_body = Value, responses((status = 200, description = "Validation result", body = Value), (status = 400, description = "Malformed body", body = Value), (status = 404, description = "Unknown plugin", body = Value)))]
+#[utoipa::path(put, path = "/connector-plugins/{plugin}/config/validate", tag = "plugins", params(("plugin" = String, Path)), request_body = FlatConfig, responses((status = 200, description = "Validation result", body = ConfigInfos), (status = 400, description = "Malformed body, or a connector.class other than the plugin", body = ErrorBody), (status = 404, description = "Unknown plugin", body = ErrorBody)))]
 pub(super) async fn validate(
     State(state): State<ApiState>,
     Path(name): Path<String>,
-    body: Result<Json<Value>, JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+    body: Result<Json<FlatConfig>, JsonRejection>,
+) -> Result<Json<ConfigInfos>, ApiError> {
     let Json(body) = body?;
     let plugin = plugin(&state, &name)?;
-    let mut flat: Map<String, Value> =
-        body.as_object().cloned().ok_or_else(|| ApiError::bad_request("The config must be a JSON object"))?;
+    let mut flat: Map<String, Value> = to_map(body);
     if let Some(class) = flat.get(flat_keys::CLASS).and_then(Value::as_str)
         && class != name
     {
@@ -156,34 +203,34 @@ pub(super) async fn validate(
         }
     }
     let schema = plugin.schema();
+    let value_info = |key: &str, value: Option<String>, errors: Vec<String>| ConfigValueInfo {
+        name: key.to_owned(),
+        value,
+        recommended_values: Vec::new(),
+        errors,
+        visible: true,
+    };
     let mut configs = Vec::new();
-    let mut seen = Vec::new();
-    for (key, definition) in definitions(&plugin) {
+    for definition in definitions(&plugin) {
+        let key = definition.name.clone();
         let value = flat.get(&key).map(|value| {
             if config_provider::is_secret_field(schema, &key) {
-                json!(config_provider::HIDDEN)
+                config_provider::HIDDEN.to_owned()
             } else {
-                match value {
-                    Value::String(text) => json!(text),
-                    other => json!(other.to_string()),
-                }
+                shown_value(value)
             }
         });
-        configs.push(json!({
-            "definition": definition,
-            "value": { "name": key, "value": value, "recommended_values": [], "errors": errors.remove(&key).unwrap_or_default(), "visible": true },
-        }));
-        seen.push(key);
+        let value = value_info(&key, value, errors.remove(&key).unwrap_or_default());
+        configs.push(ConfigInfo { definition, value });
     }
     // Errors about keys the schema does not list (unknown keys, the config as a whole).
     for (key, messages) in errors {
         let key = if key.is_empty() { "config".to_owned() } else { key };
-        configs.push(json!({
-            "definition": { "name": key, "type": "STRING", "required": false, "default_value": null, "importance": "LOW", "documentation": "", "group": "Connector", "order_in_group": 0, "width": "NONE", "display_name": key, "dependents": [], "order": 0 },
-            "value": { "name": key, "value": flat.get(&key).map(|value| value.to_string()), "recommended_values": [], "errors": messages, "visible": true },
-        }));
+        let mut definition = key_info(&key, "STRING", false, String::new(), "Connector", (0, 0));
+        definition.importance = "LOW".to_owned();
+        let value = value_info(&key, flat.get(&key).map(|value| value.to_string()), messages);
+        configs.push(ConfigInfo { definition, value });
     }
-    let error_count: usize =
-        configs.iter().map(|config| config["value"]["errors"].as_array().map_or(0, Vec::len)).sum();
-    Ok(Json(json!({ "name": name, "error_count": error_count, "groups": ["Common", "Connector"], "configs": configs })))
+    let error_count = configs.iter().map(|config| config.value.errors.len()).sum();
+    Ok(Json(ConfigInfos { name, error_count, groups: vec!["Common".to_owned(), "Connector".to_owned()], configs }))
 }

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// The state of a connector or task, as Kafka Connect reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum State {
     Unassigned,
@@ -32,7 +32,7 @@ impl fmt::Display for State {
 }
 
 /// A task's state and, when FAILED, why.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct TaskStatus {
     pub id: u32,
     pub state: State,
@@ -45,7 +45,7 @@ pub struct TaskStatus {
 }
 
 /// What `GET .../status` shows of a task's automatic restarts.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct RestartStatus {
     /// Restarts made within the policy's window.
     pub attempts: u32,
