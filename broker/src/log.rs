@@ -341,13 +341,17 @@ impl Log {
     ///
     /// # Errors
     ///
-    /// [`LogError::InvalidBatch`].
+    /// [`LogError::InvalidBatch`]; [`LogError::KeyRequired`] for a record without a key on a
+    /// compacted topic.
     pub fn check_batches(&self, topic: &str, partition: u32, bytes: &Bytes) -> Result<CheckedBatches, LogError> {
-        CheckedBatches::check(bytes).map_err(|source| LogError::InvalidBatch {
-            topic: topic.to_owned(),
-            partition,
-            source,
-        })
+        let invalid = |source| LogError::InvalidBatch { topic: topic.to_owned(), partition, source };
+        let checked = CheckedBatches::check(bytes).map_err(invalid)?;
+        // An unknown topic is the append's error to report.
+        let compacted = self.topic(topic).is_ok_and(|topic| topic.config_policy() == CleanupPolicy::Compact);
+        if compacted && let Some(index) = checked.first_keyless().map_err(invalid)? {
+            return Err(LogError::KeyRequired { topic: topic.to_owned(), partition, index });
+        }
+        Ok(checked)
     }
 
     /// Appends batches checked by [`Log::check_batches`] as they were sent (any codec), only the

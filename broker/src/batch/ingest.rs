@@ -90,6 +90,23 @@ impl CheckedBatches {
         Ok(CheckedBatches { encoded, producers })
     }
 
+    /// The index (among all the batches' records) of the first record without a key, if any: a
+    /// compacted topic refuses it, as Kafka does.
+    pub(crate) fn first_keyless(&self) -> Result<Option<usize>, BatchError> {
+        let bytes = Bytes::copy_from_slice(self.encoded.bytes());
+        let mut index = 0usize;
+        for span in self.encoded.batches() {
+            let batch = bytes.slice(span.position..span.position + span.len);
+            for record in batch_records(&batch)? {
+                if record?.key.is_none() {
+                    return Ok(Some(index));
+                }
+                index += 1;
+            }
+        }
+        Ok(None)
+    }
+
     /// What each batch says about its producer, in order.
     pub fn producers(&self) -> &[ProducerBatchInfo] {
         &self.producers

@@ -393,3 +393,50 @@ fn the_cleaner_skips_partitions_below_the_dirty_threshold() {
     append(230, 600);
     assert_eq!(log.compact_at(0, percent, None).expect("compact").partitions, 1, "now over half is dirty");
 }
+
+/// A producer's batch as a Kafka client encodes it: `keyless` names the record without a key.
+fn producer_batch(compression: kafka_protocol::records::Compression, keyless: Option<i64>) -> Bytes {
+    use kafka_protocol::records::{Record as KafkaRecord, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let records: Vec<KafkaRecord> = (0..3i64)
+        .map(|index| KafkaRecord {
+            transactional: false,
+            delete_horizon: false,
+            control: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: index,
+            sequence: -1,
+            timestamp: 1_700_000_000_000 + index,
+            key: (Some(index) != keyless).then(|| Bytes::from(format!("key-{index}"))),
+            value: Some(Bytes::from(format!("value-{index}"))),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression })
+        .expect("kafka-protocol encodes");
+    buf.freeze()
+}
+
+#[test]
+fn producer_batches_with_keyless_records_are_refused_by_compacted_topics() {
+    use kafka_protocol::records::Compression;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = open(dir.path(), compaction_config());
+    log.ensure_topic("t", compacted(1024, 0)).expect("topic");
+    log.ensure_topic("plain", TopicConfig::default()).expect("topic");
+    for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
+        let keyless = producer_batch(compression, Some(2));
+        let error = log.check_batches("t", 0, &keyless).expect_err("refused");
+        assert!(
+            matches!(&error, LogError::KeyRequired { topic, partition: 0, index: 2 } if topic == "t"),
+            "{compression:?}: {error:?}"
+        );
+        log.check_batches("plain", 0, &keyless).expect("delete-policy topics take keyless records");
+        let keyed = log.check_batches("t", 0, &producer_batch(compression, None)).expect("every record keyed");
+        log.append_checked("t", 0, keyed).expect("appends");
+    }
+    assert_eq!(log.end_offset("t", 0).expect("end"), 9, "only the keyed batches were written");
+}
