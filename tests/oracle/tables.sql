@@ -35,7 +35,9 @@ INSERT INTO temporals VALUES
      '2024-02-29 13:14:15.123', '2024-02-29 13:14:15', '2024-02-29 13:14:15.123456+01', '1 year 2 mons 3 days 04:05:06.789'),
     (2, '1969-12-31', '00:00:00', '23:59:59.999', '00:00:00+00', '1969-12-31 23:59:59.5', '1900-01-01 00:00:00',
      '2000-01-01 00:00:00', '1970-01-01 00:00:00+00', '-1 days -00:00:01'),
-    (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+    (7, 'infinity', '00:00:00', '00:00:00', '00:00:00+00', 'infinity', '-infinity', 'infinity', 'infinity', '0 seconds'),
+    (8, '-infinity', '00:00:00', '00:00:00', '00:00:00+00', '-infinity', 'infinity', '-infinity', '-infinity', '0 seconds');
 INSERT INTO collections VALUES
     (1, '{1,NULL,3}', '{9007199254740993}', '{"a b","c\"d",NULL}', '{x,y}', '{t,f}',
      '{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}', '{1.5,-0.25}', '{2024-01-02}', 'a=>1, "b c"=>NULL'),

@@ -13,9 +13,20 @@ use crate::config::{
 use crate::temporal;
 use crate::values;
 
-/// The handling modes, copied out of the configuration.
+/// Which of Debezium's two read paths a value takes. Debezium reads snapshot rows through JDBC
+/// and streamed rows from pgoutput's text, and the two differ on a few values (`infinity` dates):
+/// weir writes what Debezium writes on each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum ReadPath {
+    #[default]
+    Streaming,
+    Snapshot,
+}
+
+/// The handling modes, copied out of the configuration, and the read path.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Modes {
+    pub(crate) read: ReadPath,
     pub(crate) time: TimePrecisionMode,
     pub(crate) decimal: DecimalHandlingMode,
     pub(crate) binary: BinaryHandlingMode,
@@ -26,6 +37,7 @@ pub(crate) struct Modes {
 impl Modes {
     pub(crate) fn of(config: &CdcConfig) -> Self {
         Modes {
+            read: ReadPath::Streaming,
             time: config.time_precision_mode,
             decimal: config.decimal_handling_mode,
             binary: config.binary_handling_mode,
@@ -212,7 +224,7 @@ pub(crate) fn write(out: &mut Vec<u8>, kind: &Kind, text: &str, modes: &Modes) {
                 write_base64(out, &bits_little_endian(text), base64::engine::general_purpose::STANDARD);
             }
         }
-        Kind::Date => temporal::write_date(out, text, modes.time),
+        Kind::Date => temporal::write_date(out, text, modes.time, modes.read),
         Kind::Time { precision } => temporal::write_time(out, text, *precision, modes.time),
         Kind::TimeTz => temporal::write_timetz(out, text, modes.time),
         Kind::Timestamp { precision } => temporal::write_timestamp(out, text, *precision, modes.time),

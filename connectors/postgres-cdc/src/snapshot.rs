@@ -166,7 +166,7 @@ impl PostgresCdc {
             held.mark_snapshot("last_in_data_collection");
         }
         let now = now_nanos();
-        let style = Arc::clone(&self.style);
+        let style = Arc::clone(&self.snapshot_style);
         let count = rows.len();
         let mut pending = Vec::with_capacity(count);
         for (index, mut row) in rows.into_iter().enumerate() {

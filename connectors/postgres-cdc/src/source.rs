@@ -18,7 +18,7 @@ use weir_connector_sdk::{Connector, ConnectorError, FieldError, Source, TaskCont
 
 use crate::catalog::{Table, connect, drop_on_delete, pg_error};
 use crate::config::{CdcConfig, SlotInvalidatedAction, SnapshotMode};
-use crate::convert::{Modes, Skipped};
+use crate::convert::{Modes, ReadPath, Skipped};
 use crate::envelope::CellStyle;
 use crate::filter::TableFilter;
 use crate::position::{Position, mark};
@@ -49,6 +49,8 @@ pub struct PostgresCdc {
     pub(crate) position_buffer: Vec<u8>,
     /// The handling modes and the TOAST placeholder.
     pub(crate) style: Arc<CellStyle>,
+    /// How snapshot rows are written (Debezium reads them through JDBC; see [`ReadPath`]).
+    pub(crate) snapshot_style: Arc<CellStyle>,
     pub(crate) skipped_operations: Skipped,
     /// The end LSN of the last transaction streamed (`source.sequence`'s first element).
     pub(crate) last_commit_lsn: Option<u64>,
@@ -120,6 +122,10 @@ impl Source for PostgresCdc {
             modes: Modes::of(&config),
             placeholder: config.unavailable_value_placeholder.clone(),
         });
+        let snapshot_style = Arc::new(CellStyle {
+            modes: Modes { read: ReadPath::Snapshot, ..style.modes },
+            placeholder: style.placeholder.clone(),
+        });
         let task = PostgresCdc {
             config,
             filter,
@@ -138,6 +144,7 @@ impl Source for PostgresCdc {
             next_stats: None,
             position_buffer: Vec::with_capacity(160),
             style,
+            snapshot_style,
             skipped_operations,
             last_commit_lsn: None,
         };

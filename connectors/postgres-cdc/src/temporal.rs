@@ -3,7 +3,7 @@
 //! `time.precision.mode` and `interval.handling.mode`, or weir's `iso` form.
 
 use crate::config::{IntervalHandlingMode, TimePrecisionMode};
-use crate::convert::write_string;
+use crate::convert::{ReadPath, write_string};
 use crate::values;
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -110,8 +110,30 @@ fn format_time(out: &mut Vec<u8>, micros: i64) {
     }
 }
 
-pub(crate) fn write_date(out: &mut Vec<u8>, text: &str, mode: TimePrecisionMode) {
-    match (mode, parse_date(text)) {
+/// Days from 1970-01-01 to 2000-01-01, Postgres' date epoch.
+const POSTGRES_EPOCH_DAYS: i32 = 10_957;
+
+/// The days Debezium streams for `infinity` / `-infinity` dates: Postgres stores them as the
+/// largest and smallest `int4` days after 2000-01-01, and Debezium shifts those to the Unix epoch
+/// in `int4` arithmetic, which wraps.
+const STREAMED_POSITIVE_INFINITY_DAYS: i32 = i32::MAX.wrapping_add(POSTGRES_EPOCH_DAYS);
+const STREAMED_NEGATIVE_INFINITY_DAYS: i32 = i32::MIN.wrapping_add(POSTGRES_EPOCH_DAYS);
+/// The days Debezium's snapshot writes for them: pgjdbc's `DATE_POSITIVE_INFINITY` /
+/// `DATE_NEGATIVE_INFINITY` instants taken through `java.sql.Date`'s (Julian before 1582)
+/// calendar to a day count cut to `int4`. Both pairs as Debezium 3.6.3 wrote them in the oracle
+/// test (tests/oracle/).
+const SNAPSHOT_POSITIVE_INFINITY_DAYS: i32 = -622_191_234;
+const SNAPSHOT_NEGATIVE_INFINITY_DAYS: i32 = -625_821_272;
+
+pub(crate) fn write_date(out: &mut Vec<u8>, text: &str, mode: TimePrecisionMode, read: ReadPath) {
+    let days = match (text, read) {
+        ("infinity", ReadPath::Streaming) => Some(i64::from(STREAMED_POSITIVE_INFINITY_DAYS)),
+        ("-infinity", ReadPath::Streaming) => Some(i64::from(STREAMED_NEGATIVE_INFINITY_DAYS)),
+        ("infinity", ReadPath::Snapshot) => Some(i64::from(SNAPSHOT_POSITIVE_INFINITY_DAYS)),
+        ("-infinity", ReadPath::Snapshot) => Some(i64::from(SNAPSHOT_NEGATIVE_INFINITY_DAYS)),
+        _ => parse_date(text),
+    };
+    match (mode, days) {
         (TimePrecisionMode::Iso, _) | (_, None) => write_string(out, text),
         (_, Some(days)) => write_i64(out, days),
     }
@@ -291,9 +313,12 @@ mod tests {
     #[test]
     fn adaptive_dates_times_and_timestamps() {
         let adaptive = TimePrecisionMode::Adaptive;
-        assert_eq!(written(|out| write_date(out, "2024-02-29", adaptive)), "19782");
-        assert_eq!(written(|out| write_date(out, "1969-12-31", adaptive)), "-1");
-        assert_eq!(written(|out| write_date(out, "0001-01-01", adaptive)), "-719162");
+        assert_eq!(written(|out| write_date(out, "2024-02-29", adaptive, ReadPath::Streaming)), "19782");
+        assert_eq!(written(|out| write_date(out, "1969-12-31", adaptive, ReadPath::Streaming)), "-1");
+        assert_eq!(written(|out| write_date(out, "0001-01-01", adaptive, ReadPath::Streaming)), "-719162");
+        assert_eq!(written(|out| write_date(out, "infinity", adaptive, ReadPath::Streaming)), "-2147472692");
+        assert_eq!(written(|out| write_date(out, "-infinity", adaptive, ReadPath::Streaming)), "-2147472691");
+        assert_eq!(written(|out| write_date(out, "infinity", adaptive, ReadPath::Snapshot)), "-622191234");
         assert_eq!(written(|out| write_time(out, "13:14:15.123456", 6, adaptive)), "47655123456");
         assert_eq!(written(|out| write_time(out, "13:14:15.123", 3, adaptive)), "47655123");
         assert_eq!(written(|out| write_time(out, "24:00:00", 6, adaptive)), "86400000000");
