@@ -36,6 +36,8 @@ mod metadata;
 mod offset_commit;
 mod offset_fetch;
 mod produce;
+mod producer_ids;
+mod producer_snapshot;
 mod producer_state;
 mod server;
 mod topic_configs;
