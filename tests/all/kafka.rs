@@ -255,3 +255,66 @@ fn weir_broker_keeps_what_was_produced_across_a_clean_stop_and_a_kill() {
     let status = broker.stop(libc::SIGTERM);
     assert!(status.success(), "{status}");
 }
+
+/// The groups tools see of a sink connector, through confluent-kafka's AdminClient.
+fn admin_view(bootstrap: &str, group: &str) -> serde_json::Value {
+    let text = python_client("groups", bootstrap, &[group]);
+    serde_json::from_str(text.trim()).unwrap_or_else(|error| panic!("not JSON ({error}): {text}"))
+}
+
+#[test]
+fn sink_tasks_are_consumer_groups_to_kafka_admin_tools() {
+    require_confluent_kafka();
+    require("python3", &["-c", "import kafka"], "pip install kafka-python");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bootstrap = format!("127.0.0.1:{}", free_port());
+    let rest = format!("127.0.0.1:{}", free_port());
+    let manifest = crate::support::pipeline_manifest(dir.path(), 30, 2, 0);
+    fs::create_dir_all(dir.path().join("out")).expect("create out dir");
+    let weir = WeirProcess::start(dir.path(), &[manifest], &["--kafka-listen", &bootstrap, "--rest-listen", &rest]);
+    wait_for_line(|| weir.stdout_text(), &format!("Kafka on {bootstrap}"), "weir run's Kafka listener");
+
+    // Running: Stable, one member (the sink's one task) reading both partitions, and the
+    // offsets the task committed after writing all 30 records.
+    let running = wait_until("the sink to commit every record", STARTUP, || {
+        let view = admin_view(&bootstrap, "connect-orders-file");
+        let committed: i64 =
+            view["offsets"].as_array().into_iter().flatten().map(|entry| entry[2].as_i64().unwrap_or(0)).sum();
+        (committed == 30, view)
+    });
+    assert_eq!(running["listed"], true, "{running}");
+    assert_eq!(running["listed_state"], "STABLE", "{running}");
+    assert_eq!(running["state"], "STABLE", "{running}");
+    assert_eq!(running["protocol_type"], "consumer", "{running}");
+    let members = running["members"].as_array().expect("members");
+    assert_eq!(members.len(), 1, "{running}");
+    assert_eq!(members[0]["client_id"], "connector-consumer-orders-file-0");
+    assert_eq!(members[0]["assignment"], serde_json::json!(["orders:0", "orders:1"]));
+
+    // kafka-python sees the same, with the protocol type on the wire.
+    let text = python_client("kafka-python-groups", &bootstrap, &["connect-orders-file"]);
+    let view: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|error| panic!("{error}: {text}"));
+    assert_eq!(view["listed_protocol_type"], "consumer", "{view}");
+    assert_eq!(view["state"], "Stable", "{view}");
+    assert_eq!(view["protocol_type"], "consumer", "{view}");
+    assert_eq!(view["members"], serde_json::json!(["connector-consumer-orders-file-0"]));
+    assert_eq!(view["offsets"], running["offsets"], "{view}");
+
+    // A Kafka consumer cannot join the sink's group.
+    let joined = python_client("join", &bootstrap, &["connect-orders-file", "orders"]);
+    assert_eq!(joined.trim(), "GROUP_AUTHORIZATION_FAILED");
+
+    // Stopped: Empty, no members, the offsets kept.
+    let mut stop = Command::new(WEIR);
+    stop.args(["connectors", "--url", &format!("http://{rest}"), "stop", "orders-file"]);
+    run_client(stop, None, CLIENT);
+    let stopped = wait_until("the group to be Empty", STARTUP, || {
+        let view = admin_view(&bootstrap, "connect-orders-file");
+        (view["state"] == "EMPTY", view)
+    });
+    assert_eq!(stopped["members"], serde_json::json!([]), "{stopped}");
+    assert_eq!(stopped["offsets"], running["offsets"], "{stopped}");
+
+    let (status, stdout, stderr) = weir.terminate(STARTUP);
+    assert!(status.success(), "weir run exits cleanly: {status}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+}

@@ -30,6 +30,7 @@ mod dispatch;
 mod fetch;
 mod find_coordinator;
 mod group;
+mod hosted_groups;
 mod init_producer_id;
 mod list_offsets;
 mod metadata;
@@ -43,4 +44,5 @@ mod server;
 mod topic_configs;
 
 pub use self::config::KafkaConfig;
+pub use self::hosted_groups::{HostedGroup, HostedGroups, HostedMember};
 pub use self::server::{KafkaServer, KafkaServerError};

@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use super::config::KafkaConfig;
 use super::connection::serve_connection;
+use super::hosted_groups::HostedGroups;
 use super::producer_ids::ProducerIds;
 use super::producer_state::ProducerStates;
 use crate::Log;
@@ -42,8 +43,16 @@ pub(super) struct Context {
     pub(super) config: KafkaConfig,
     pub(super) producers: ProducerStates,
     pub(super) producer_ids: ProducerIds,
+    pub(super) hosted: Option<Arc<dyn HostedGroups>>,
     pub(super) advertised_host: String,
     pub(super) advertised_port: i32,
+}
+
+impl Context {
+    /// The hosted groups, if someone in this process runs any.
+    pub(super) fn hosted(&self) -> Option<&dyn HostedGroups> {
+        self.hosted.as_deref()
+    }
 }
 
 /// A Kafka protocol server on a [`Log`]: bind, then [`serve`](KafkaServer::serve).
@@ -100,10 +109,20 @@ impl KafkaServer {
             config,
             producers: ProducerStates::default(),
             producer_ids,
+            hosted: None,
             advertised_host,
             advertised_port,
         });
         Ok(KafkaServer { listener, context })
+    }
+
+    /// Shows the groups `hosted` runs in this process (weir's sink tasks) to Kafka clients as
+    /// consumer groups, and keeps Kafka clients out of them (see `hosted_groups`).
+    #[must_use]
+    pub fn with_hosted_groups(mut self, hosted: Arc<dyn HostedGroups>) -> Self {
+        let context = Arc::get_mut(&mut self.context).expect("the context is shared only once serving starts");
+        context.hosted = Some(hosted);
+        self
     }
 
     /// The bound address (useful with port 0).

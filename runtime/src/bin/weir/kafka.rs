@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::{ArgAction, Args};
 use weir_broker::kafka::{KafkaConfig, KafkaServer};
 use weir_broker::{FlushPolicy, Log, LogConfig};
+use weir_runtime::kafka_groups::SinkConsumerGroups;
 
 /// Where `--kafka-listen` listens when given without an address: Kafka's port, loopback only.
 pub(crate) const DEFAULT_KAFKA_LISTEN: &str = "127.0.0.1:9092";
@@ -107,7 +108,9 @@ pub(crate) async fn start_listener(
     let embedded = worker.embedded_log().context("the worker's log is not the embedded one: nothing to serve")?;
     let server = KafkaServer::bind(listen, Arc::clone(embedded.broker()), args.config())
         .await
-        .with_context(|| format!("while binding the Kafka listener to {listen}"))?;
+        .with_context(|| format!("while binding the Kafka listener to {listen}"))?
+        // The sink connectors, as consumer groups `connect-<name>`.
+        .with_hosted_groups(Arc::new(SinkConsumerGroups::new(worker.herder().clone(), embedded.clone())));
     let bound = server.local_addr().context("while reading the Kafka listener's address")?;
     let serving = tokio::spawn(server.serve(async move { stop.cancelled().await }));
     Ok(Some((bound, serving)))
