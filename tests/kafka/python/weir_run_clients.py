@@ -10,6 +10,8 @@ Usage: weir_run_clients.py COMMAND BOOTSTRAP [ARGS]
   kafka-python-groups BOOTSTRAP GROUP   the same through kafka-python's KafkaAdminClient, with
                                      the protocol type
   join BOOTSTRAP GROUP TOPIC         try to join GROUP with a consumer: print the error it gets
+  retention BOOTSTRAP TOPIC          create TOPIC with retention.ms=1000 and 1 KiB segments,
+                                     produce 100 records, wait until the earliest offset moves
 Exits non-zero (with a message) on any error or timeout.
 """
 
@@ -168,6 +170,32 @@ def join(bootstrap, group, topic):
     print(errors[0] if errors else "joined")
 
 
+def retention(bootstrap, topic):
+    from confluent_kafka.admin import NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    created = admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1,
+                                            config={"retention.ms": "1000", "segment.bytes": "1024"})])
+    created[topic].result(timeout=30)
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
+    for index in range(100):
+        producer.produce(topic, value=f"{index:03}-{'x' * 100}".encode())
+        producer.flush(30)  # one batch per record, so the segments roll
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "retention-watch"})
+    partition = TopicPartition(topic, 0)
+    deadline = time.time() + DEADLINE_S
+    low, high = consumer.get_watermark_offsets(partition, timeout=10)
+    if high != 100:
+        fail(f"{topic} ends at {high}, not 100")
+    while low == 0 and time.time() < deadline:
+        time.sleep(0.2)
+        low, high = consumer.get_watermark_offsets(partition, timeout=10)
+    consumer.close()
+    if low == 0:
+        fail(f"the earliest offset of {topic} is still 0 after {DEADLINE_S}s")
+    print(f"ok {low} {high}")
+
+
 def main():
     command, bootstrap, *args = sys.argv[1:]
     if command == "read":
@@ -180,6 +208,8 @@ def main():
         kafka_python_groups(bootstrap, args[0])
     elif command == "join":
         join(bootstrap, args[0], args[1])
+    elif command == "retention":
+        retention(bootstrap, args[0])
     else:
         fail(f"unknown command {command}")
 

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{ArgAction, Args};
@@ -41,6 +42,10 @@ pub(crate) struct BrokerArgs {
     /// address's IP by default (127.0.0.1 for an unspecified address such as 0.0.0.0).
     #[arg(long)]
     advertised_host: Option<String>,
+    /// How often topics' `retention.ms` and `retention.bytes` are enforced, deleting whole old
+    /// segments (Kafka's `log.retention.check.interval.ms`).
+    #[arg(long, default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
+    retention_check_interval_ms: u64,
 }
 
 /// `weir run`: the options of its Kafka listener.
@@ -75,7 +80,15 @@ impl RunKafkaArgs {
 
 /// Runs `weir broker` until Ctrl-C or SIGTERM, then closes the listener and the log.
 pub(crate) async fn run_broker(args: BrokerArgs) -> anyhow::Result<ExitCode> {
-    let BrokerArgs { listen, data_dir, flush, auto_create_topics, default_partitions, advertised_host } = args;
+    let BrokerArgs {
+        listen,
+        data_dir,
+        flush,
+        auto_create_topics,
+        default_partitions,
+        advertised_host,
+        retention_check_interval_ms,
+    } = args;
     let config = KafkaConfig { auto_create_topics, default_partitions, advertised_host, ..KafkaConfig::default() };
     let dir = data_dir.clone();
     let log = tokio::task::spawn_blocking(move || Log::open(dir, LogConfig { flush, ..LogConfig::default() }))
@@ -87,14 +100,40 @@ pub(crate) async fn run_broker(args: BrokerArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("while binding the Kafka listener to {listen}"))?;
     let bound = server.local_addr().context("while reading the Kafka listener's address")?;
     println!("weir: broker serving Kafka on {bound}; data in {}; Ctrl-C to stop", data_dir.display());
+    let stop_retention = tokio_util::sync::CancellationToken::new();
+    let retention = tokio::spawn(enforce_retention(
+        Arc::clone(&log),
+        Duration::from_millis(retention_check_interval_ms),
+        stop_retention.clone(),
+    ));
     server.serve(crate::shutdown_signal()).await;
     println!("weir: stopping (closing connections, flushing the log)");
+    stop_retention.cancel();
+    let _ = retention.await;
     tokio::task::spawn_blocking(move || log.close())
         .await
         .context("while closing the log")?
         .with_context(|| format!("while flushing the log in {}", data_dir.display()))?;
     println!("weir: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Deletes segments past their topic's retention every `interval` until `stop`.
+async fn enforce_retention(log: Arc<Log>, interval: Duration, stop: tokio_util::sync::CancellationToken) {
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let log = Arc::clone(&log);
+        match tokio::task::spawn_blocking(move || log.enforce_retention()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "enforcing retention failed"),
+            Err(error) => tracing::warn!(%error, "the retention task failed"),
+        }
+    }
 }
 
 /// Starts `weir run`'s Kafka listener on the worker's embedded log when `--kafka-listen` was
