@@ -278,6 +278,20 @@ fn weir_broker_enforces_topic_retention() {
     assert!(status.success(), "{status}");
 }
 
+#[test]
+fn weir_run_enforces_topic_retention_on_its_log() {
+    require_confluent_kafka();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bootstrap = format!("127.0.0.1:{}", free_port());
+    let weir =
+        WeirProcess::start(dir.path(), &[], &["--retention-check-interval-ms", "200", "--kafka-listen", &bootstrap]);
+    wait_for_line(|| weir.stdout_text(), &format!("Kafka on {bootstrap}"), "weir run's Kafka listener");
+    let answer = python_client("retention", &bootstrap, &["short-lived"]);
+    assert!(answer.starts_with("ok ") && !answer.starts_with("ok 0 "), "{answer}");
+    let (status, stdout, stderr) = weir.terminate(STARTUP);
+    assert!(status.success(), "{status}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+}
+
 /// The groups tools see of a sink connector, through confluent-kafka's AdminClient.
 fn admin_view(bootstrap: &str, group: &str) -> serde_json::Value {
     let text = python_client("groups", bootstrap, &[group]);

@@ -61,6 +61,10 @@ enum Command {
         /// set otherwise).
         #[arg(long, env = "WEIR_REST_LISTEN", default_value = "127.0.0.1:8083")]
         rest_listen: SocketAddr,
+        /// How often topics' `retention.ms` and `retention.bytes` are enforced, deleting whole
+        /// old segments (Kafka's `log.retention.check.interval.ms`).
+        #[arg(long, default_value_t = 300_000, value_parser = clap::value_parser!(u64).range(1..))]
+        retention_check_interval_ms: u64,
         #[command(flatten)]
         kafka: kafka::RunKafkaArgs,
     },
@@ -170,11 +174,24 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli, log_levels: Arc<LogLevels>) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run { manifests, data_dir, plugin_dir, flush, progress_interval, rest_listen, kafka } => {
+        Command::Run {
+            manifests,
+            data_dir,
+            plugin_dir,
+            flush,
+            progress_interval,
+            rest_listen,
+            retention_check_interval_ms,
+            kafka,
+        } => {
             let mut config = WorkerConfig::new(data_dir);
             config.plugin_dir = plugin_dir;
             config.flush = flush;
-            let listeners = Listeners { rest: rest_listen, kafka };
+            let listeners = Listeners {
+                rest: rest_listen,
+                kafka,
+                retention_check: Duration::from_millis(retention_check_interval_ms),
+            };
             run_worker(config, &manifests, progress_interval, listeners, log_levels).await
         }
         Command::Broker(args) => kafka::run_broker(args).await,
@@ -295,6 +312,8 @@ async fn validate_all(worker: &Worker, files: &[ManifestFile]) -> Result<(), Exi
 struct Listeners {
     rest: SocketAddr,
     kafka: kafka::RunKafkaArgs,
+    /// Not a listener: how often retention runs on the log the listeners share.
+    retention_check: Duration,
 }
 
 async fn run_worker(
@@ -339,11 +358,17 @@ async fn run_worker(
             }
         };
     tracing::info!(address = %bound, "REST API listening");
+    let stop_retention = tokio_util::sync::CancellationToken::new();
+    let retention = worker.embedded_log().map(|embedded| {
+        let log = Arc::clone(embedded.broker());
+        tokio::spawn(kafka::enforce_retention(log, listeners.retention_check, stop_retention.clone()))
+    });
     let stop_kafka = tokio_util::sync::CancellationToken::new();
     let (kafka_note, kafka_server) = match kafka::start_listener(&worker, &listeners.kafka, stop_kafka.clone()).await {
         Ok(Some((address, server))) => (format!("; Kafka on {address}"), Some(server)),
         Ok(None) => (String::new(), None),
         Err(error) => {
+            stop_retention.cancel();
             stop_rest.cancel();
             let _ = server.await;
             worker.shutdown().await;
@@ -376,6 +401,10 @@ async fn run_worker(
     }
     stop_rest.cancel();
     let _ = server.await;
+    stop_retention.cancel();
+    if let Some(retention) = retention {
+        let _ = retention.await;
+    }
     worker.shutdown().await;
     println!("{}", progress_line(&worker, started.elapsed(), interval, &mut previous));
     println!("weir: stopped");

@@ -119,7 +119,7 @@ pub(crate) async fn run_broker(args: BrokerArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Deletes segments past their topic's retention every `interval` until `stop`.
-async fn enforce_retention(log: Arc<Log>, interval: Duration, stop: tokio_util::sync::CancellationToken) {
+pub(crate) async fn enforce_retention(log: Arc<Log>, interval: Duration, stop: tokio_util::sync::CancellationToken) {
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
