@@ -7,5 +7,6 @@
 mod groups;
 mod hostile;
 mod kcat;
+mod producer_restart;
 mod python;
 mod support;
