@@ -9,6 +9,7 @@
 mod api;
 mod error;
 mod offsets;
+mod signals;
 mod standalone;
 mod status;
 mod types;
