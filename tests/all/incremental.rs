@@ -114,11 +114,15 @@ fn reads(records: &[(Value, Value)]) -> Vec<i64> {
     records.iter().filter(|(_, value)| value["op"] == "r").filter_map(|(key, _)| key["id"].as_i64()).collect()
 }
 
-/// A signal through the REST API; the answer's status and body.
+/// A signal for connector `cdc` through the REST API; the answer's status and body.
 async fn rest_signal(worker: &Worker, body: Value) -> (u16, Value) {
+    rest_signal_to(worker, "cdc", body).await
+}
+
+async fn rest_signal_to(worker: &Worker, connector: &str, body: Value) -> (u16, Value) {
     let router =
         weir_runtime::rest::router(weir_runtime::rest::ApiState { herder: worker.herder_handle(), log_levels: None });
-    let request = axum::http::Request::post("/connectors/cdc/signals")
+    let request = axum::http::Request::post(format!("/connectors/{connector}/signals"))
         .header("content-type", "application/json")
         .body(axum::body::Body::from(body.to_string()))
         .expect("request");
@@ -249,6 +253,10 @@ async fn incremental_snapshot_resumes_after_a_restart_and_obeys_pause_resume_and
     assert!(body["message"].as_str().is_some_and(|message| message.contains("data-collections")), "{body}");
     let (status, body) = rest_signal(&worker, json!({ "type": "snapshot-everything" })).await;
     assert_eq!((status, body["error_code"].clone()), (400, json!(400)), "{body}");
+    let (status, body) = rest_signal(&worker, json!({ "type": "log", "data": [1], "extra": true })).await;
+    assert_eq!(status, 400, "unknown fields and non-object data are refused: {body}");
+    let (status, body) = rest_signal_to(&worker, "nope", json!({ "type": "pause-snapshot" })).await;
+    assert_eq!(status, 404, "{body}");
     let (status, body) = rest_signal(
         &worker,
         json!({ "id": "rest-1", "type": "execute-snapshot", "data": { "data-collections": ["public.r"] } }),
