@@ -139,7 +139,8 @@ impl Window {
     }
 }
 
-/// The transaction ids of the latest streamed commits.
+/// The transaction ids of the latest transactions streamed (from their Begin on, so the open
+/// one counts).
 #[derive(Debug, Default)]
 pub(crate) struct RecentXids(VecDeque<u32>);
 

@@ -58,7 +58,7 @@ pub struct PostgresCdc {
     pub(crate) incremental: Option<Incremental>,
     /// The progress the last record handed over carried (where a reconnect resumes it).
     pub(crate) emitted_progress: Option<Arc<str>>,
-    /// The transaction ids of the latest streamed commits.
+    /// The ids of the latest transactions streamed (a chunk read checks its snapshot against them).
     pub(crate) recent_xids: RecentXids,
     /// The mark of the last record released to `ready`.
     pub(crate) released_mark: (u64, u64),

@@ -135,6 +135,8 @@ impl PostgresCdc {
     pub(crate) fn apply(&mut self, event: WalEvent) -> Result<(), ConnectorError> {
         match event {
             WalEvent::Begin { final_lsn, xid, commit_time_micros } => {
+                // Its commit is in the WAL already: pgoutput sends a transaction once committed.
+                self.recent_xids.push(xid);
                 self.transaction = Some(Transaction {
                     final_lsn,
                     xid,
@@ -145,11 +147,11 @@ impl PostgresCdc {
                 });
             }
             WalEvent::Commit { end_lsn, .. } => {
-                if let Some(transaction) = self.transaction.take() {
-                    self.recent_xids.push(transaction.xid);
-                    if self.config.provide_transaction_metadata && transaction.total_order > 0 {
-                        self.transaction_event(&transaction, "END", end_lsn);
-                    }
+                if let Some(transaction) = self.transaction.take()
+                    && self.config.provide_transaction_metadata
+                    && transaction.total_order > 0
+                {
+                    self.transaction_event(&transaction, "END", end_lsn);
                 }
                 if let Some(mut held) = self.held.take() {
                     held.position.last = true;
