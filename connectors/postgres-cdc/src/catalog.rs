@@ -181,7 +181,14 @@ impl PostgresCdc {
             }
             PublicationAutocreate::AllTables => format!("CREATE PUBLICATION {} FOR ALL TABLES", quote_ident(name)),
             PublicationAutocreate::Filtered => {
-                let tables = self.candidate_tables()?;
+                let mut tables = self.candidate_tables()?;
+                // Signals are read from the stream: the signal table must be published too.
+                if let Some((schema, table)) =
+                    self.config.signal_data_collection.as_deref().and_then(crate::signal::split_collection)
+                    && !tables.iter().any(|(s, t)| s == schema && t == table)
+                {
+                    tables.push((schema.to_owned(), table.to_owned()));
+                }
                 if tables.is_empty() {
                     format!("CREATE PUBLICATION {}", quote_ident(name))
                 } else {

@@ -118,6 +118,17 @@ pub struct CdcConfig {
     /// /metrics). 0: never.
     #[serde(rename = "slot.stats.interval.s", default = "default_stats_interval")]
     pub slot_stats_interval_s: u64,
+    /// The signal table, `schema.table`, in Debezium's shape (columns `id`, `type`, `data`): a
+    /// row inserted there is a signal (`execute-snapshot`, `stop-snapshot`, `pause-snapshot`,
+    /// `resume-snapshot`, `log`), read from the replication stream in commit order, so the
+    /// table must be in the publication. Unset: signals come only through weir's REST API
+    /// (`POST /connectors/{name}/signals`).
+    #[serde(rename = "signal.data.collection", default)]
+    pub signal_data_collection: Option<String>,
+    /// Rows read per chunk of an incremental snapshot.
+    #[serde(rename = "incremental.snapshot.chunk.size", default = "default_chunk_size")]
+    #[schemars(range(min = 1, max = 100_000))]
+    pub incremental_snapshot_chunk_size: u32,
     /// When the connector is deleted (not stopped or paused): drop its replication slot, and
     /// the publication if the connector created it. Off by default: the slot then keeps its
     /// WAL until someone drops it.
@@ -264,6 +275,9 @@ fn default_publication() -> String {
 fn default_fetch_size() -> u32 {
     1024
 }
+fn default_chunk_size() -> u32 {
+    1024
+}
 fn default_lock_timeout() -> u64 {
     10_000
 }
@@ -304,6 +318,11 @@ impl CdcConfig {
         }
         if let Err(error) = crate::convert::Skipped::parse(&self.skipped_operations) {
             errors.push(FieldError::new("skipped.operations", &error));
+        }
+        if let Some(collection) = &self.signal_data_collection
+            && crate::signal::split_collection(collection).is_none()
+        {
+            errors.push(FieldError::new("signal.data.collection", "must be `schema.table`"));
         }
         if self.topic_prefix.is_empty() {
             errors.push(FieldError::new("topic.prefix", "must not be empty"));

@@ -10,6 +10,13 @@
 //!   the commit's end LSN). `commit` acknowledges `E` to the slot only for a last record, so the
 //!   slot never confirms part of a transaction; on restart the stream resumes from the slot and
 //!   skips every record at or before the committed `(F, n)`.
+//! - while an incremental snapshot runs, every change position also carries its progress,
+//!   `"incremental": {...}` (see [`crate::incremental::Progress`]): the tables still to read, the
+//!   key of the last row delivered of the first one and its largest key, paused or not. A record
+//!   carries the progress as of when it was handed over, so the committed position says how far
+//!   the snapshot got; a restart resumes it from there.
+
+use std::sync::Arc;
 
 /// A record's source position (see the module docs).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -28,6 +35,16 @@ pub(crate) struct Position {
     pub(crate) last: bool,
     #[serde(default)]
     pub(crate) end_lsn: u64,
+    /// The incremental snapshot's progress as JSON (`None`: none runs), written as is.
+    #[serde(skip)]
+    pub(crate) incremental: Option<Arc<str>>,
+}
+
+/// The incremental snapshot's progress in a committed position.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct CommittedProgress {
+    #[serde(default)]
+    pub(crate) incremental: Option<crate::incremental::Progress>,
 }
 
 impl Position {
@@ -50,6 +67,10 @@ impl Position {
         out.extend_from_slice(flag(self.last));
         out.extend_from_slice(b",\"end_lsn\":");
         write_u64(out, self.end_lsn);
+        if let Some(progress) = &self.incremental {
+            out.extend_from_slice(b",\"incremental\":");
+            out.extend_from_slice(progress.as_bytes());
+        }
         out.push(b'}');
     }
 }
@@ -104,6 +125,28 @@ mod tests {
                 serde_json::to_value(&position).expect("JSON")
             );
         }
+    }
+
+    #[test]
+    fn a_position_carries_the_incremental_progress_it_was_given() {
+        let progress = crate::incremental::Progress {
+            id: "ad-hoc-1".into(),
+            tables: vec!["public.t".into(), "public.u".into()],
+            last_key: Some(vec!["41".into()]),
+            max_key: Some(vec!["20000".into()]),
+            paused: true,
+            rows: 1024,
+        };
+        let rendered: Arc<str> = Arc::from(serde_json::to_string(&progress).expect("JSON"));
+        let position = Position { commit_lsn: 7, seq: 2, incremental: Some(rendered), ..Position::default() };
+        let mut out = Vec::new();
+        position.write_json(&mut out);
+        let read: Position = serde_json::from_slice(&out).expect("JSON");
+        assert_eq!(read, Position { incremental: None, ..position });
+        let committed: CommittedProgress = serde_json::from_slice(&out).expect("JSON");
+        assert_eq!(committed.incremental, Some(progress));
+        Position::default().write_json(&mut out);
+        assert!(serde_json::from_slice::<CommittedProgress>(&out).expect("JSON").incremental.is_none());
     }
 
     #[test]

@@ -21,7 +21,9 @@ use crate::config::{CdcConfig, SlotInvalidatedAction, SnapshotMode};
 use crate::convert::{Modes, ReadPath, Skipped};
 use crate::envelope::CellStyle;
 use crate::filter::TableFilter;
-use crate::position::{Position, mark};
+use crate::incremental::{Incremental, RecentXids};
+use crate::position::{CommittedProgress, Position, mark};
+use crate::signal::RestSignals;
 use crate::snapshot::Snapshot;
 use crate::stream::Transaction;
 
@@ -54,6 +56,16 @@ pub struct PostgresCdc {
     pub(crate) skipped_operations: Skipped,
     /// The end LSN of the last transaction streamed (`source.sequence`'s first element).
     pub(crate) last_commit_lsn: Option<u64>,
+    /// The incremental snapshot running, if any ([`crate::incremental`]).
+    pub(crate) incremental: Option<Incremental>,
+    /// The progress the last record handed over carried (where a reconnect resumes it).
+    pub(crate) emitted_progress: Option<Arc<str>>,
+    /// The ids of the latest transactions streamed (a chunk read checks its snapshot against them).
+    pub(crate) recent_xids: RecentXids,
+    /// The mark of the last record released to `ready`.
+    pub(crate) released_mark: (u64, u64),
+    /// The REST signal channel ([`crate::signal`]).
+    pub(crate) rest: RestSignals,
 }
 
 impl std::fmt::Debug for PostgresCdc {
@@ -147,6 +159,11 @@ impl Source for PostgresCdc {
             snapshot_style,
             skipped_operations,
             last_commit_lsn: None,
+            incremental: None,
+            emitted_progress: None,
+            recent_xids: RecentXids::default(),
+            released_mark: (0, 0),
+            rest: RestSignals::default(),
         };
         task.context.info(&format!("postgres-cdc for {} ({})", task.config.dbname, task.config.topic_prefix));
         Ok(task)
@@ -184,6 +201,7 @@ impl Source for PostgresCdc {
             });
             if !record.position.snapshot {
                 self.emitted = Some(mark(&record.position));
+                self.emitted_progress = record.position.incremental.clone();
             }
             self.position_buffer = position;
             pushed += 1;
@@ -192,8 +210,9 @@ impl Source for PostgresCdc {
     }
 
     fn commit(&mut self, positions: &[weir_connector_sdk::SourceOffset]) -> Result<(), ConnectorError> {
-        for offset in positions {
-            let Ok(position) = serde_json::from_slice::<Position>(&offset.position) else { continue };
+        let positions: Vec<Position> =
+            positions.iter().filter_map(|offset| serde_json::from_slice::<Position>(&offset.position).ok()).collect();
+        for position in &positions {
             if position.last && position.end_lsn > self.acked && self.streaming {
                 match pg::ack(position.end_lsn) {
                     Ok(()) => self.acked = position.end_lsn,
@@ -202,6 +221,9 @@ impl Source for PostgresCdc {
                     }
                 }
             }
+        }
+        if !self.rest.awaiting.is_empty() {
+            self.commit_rest_signals(&positions);
         }
         Ok(())
     }
@@ -219,10 +241,9 @@ impl PostgresCdc {
 
     /// Decide between snapshot and streaming from the committed position and the slot.
     pub(crate) fn start(&mut self) -> Result<(), ConnectorError> {
-        let committed = self
-            .context
-            .committed_position(&self.partition)
-            .and_then(|bytes| serde_json::from_slice::<Position>(&bytes).ok());
+        self.restart_rest_signals();
+        let committed_bytes = self.context.committed_position(&self.partition);
+        let committed = committed_bytes.as_ref().and_then(|bytes| serde_json::from_slice::<Position>(bytes).ok());
         let slot = self.slot_confirmed_lsn()?;
         let slot_name = self.config.slot_name.clone();
         match committed {
@@ -276,6 +297,15 @@ impl PostgresCdc {
                 self.skip_until = (!position.snapshot).then(|| mark(&position));
                 self.last_commit_lsn = (!position.snapshot && position.last).then_some(position.end_lsn);
                 self.acked = confirmed;
+                if !position.snapshot {
+                    let progress = committed_bytes
+                        .as_deref()
+                        .and_then(|bytes| serde_json::from_slice::<CommittedProgress>(bytes).ok())
+                        .and_then(|committed| committed.incremental);
+                    self.resume_incremental(progress);
+                    self.emitted_progress =
+                        self.incremental.as_ref().map(|incremental| Arc::clone(&incremental.rendered));
+                }
                 self.start_streaming(start)
             }
             _ => {
@@ -300,7 +330,20 @@ impl PostgresCdc {
 
     pub(crate) fn hold(&mut self, record: Pending) {
         if let Some(previous) = self.held.replace(record) {
-            self.ready.push_back(previous);
+            self.release(previous);
         }
+    }
+
+    /// A record is ready to hand over. A change carries the incremental snapshot's progress as
+    /// of now (unless it has its own): every record before it was released before it.
+    pub(crate) fn release(&mut self, mut record: Pending) {
+        if !record.position.snapshot {
+            if record.position.incremental.is_none() {
+                record.position.incremental =
+                    self.incremental.as_ref().map(|incremental| Arc::clone(&incremental.rendered));
+            }
+            self.released_mark = mark(&record.position);
+        }
+        self.ready.push_back(record);
     }
 }

@@ -11,6 +11,7 @@ use weir_connector_sdk::postgres::{self as pg, WalEvent};
 use crate::catalog::{Column, Table, pg_error, quote_literal, text_column};
 use crate::convert::write_string;
 use crate::envelope::{EventSource, TransactionBlock, envelope, key_of, now_ms, now_nanos, render_row};
+use crate::incremental::WATERMARK_PREFIX;
 use crate::pgoutput::{self, Message, Relation};
 use crate::position::{Position, mark, write_i64, write_u64};
 use crate::schema;
@@ -51,6 +52,11 @@ impl PostgresCdc {
         self.held = None;
         self.ready.clear();
         self.skip_until = self.emitted.or(self.skip_until);
+        // What was not handed over comes again from the slot, signals included: the incremental
+        // snapshot goes back to where the last record handed over had it.
+        let progress = self.emitted_progress.as_deref().and_then(|text| serde_json::from_str(text).ok());
+        self.resume_incremental(progress);
+        self.restart_rest_signals();
         self.connect()?;
         self.start_streaming(0)
     }
@@ -73,7 +79,7 @@ impl PostgresCdc {
         for event in events {
             self.apply(event)?;
         }
-        Ok(())
+        self.incremental_step()
     }
 
     /// Report the slot's retained WAL (`pg_current_wal_lsn() - restart_lsn`) and the replication
@@ -129,6 +135,8 @@ impl PostgresCdc {
     pub(crate) fn apply(&mut self, event: WalEvent) -> Result<(), ConnectorError> {
         match event {
             WalEvent::Begin { final_lsn, xid, commit_time_micros } => {
+                // Its commit is in the WAL already: pgoutput sends a transaction once committed.
+                self.recent_xids.push(xid);
                 self.transaction = Some(Transaction {
                     final_lsn,
                     xid,
@@ -148,7 +156,7 @@ impl PostgresCdc {
                 if let Some(mut held) = self.held.take() {
                     held.position.last = true;
                     held.position.end_lsn = end_lsn;
-                    self.ready.push_back(held);
+                    self.release(held);
                 }
                 self.last_commit_lsn = Some(end_lsn);
             }
@@ -162,9 +170,12 @@ impl PostgresCdc {
                         Position { commit_lsn: lsn, seq: 0, last: true, end_lsn: lsn, ..Position::default() };
                     if !self.skipped(&position) {
                         let record = self.heartbeat_record(position);
-                        self.ready.push_back(record);
+                        self.release(record);
                     }
                 }
+            }
+            WalEvent::Message { lsn, transactional: true, prefix, content } if prefix == WATERMARK_PREFIX => {
+                self.close_window(lsn, &content);
             }
             WalEvent::Message { .. } | WalEvent::Keepalive { .. } => {}
         }
@@ -300,6 +311,10 @@ impl PostgresCdc {
             }
             Message::Insert { relation, new } => {
                 let table = Arc::clone(self.relation(relation)?);
+                if let Some(transaction) = &self.transaction {
+                    let (commit_lsn, seq) = (transaction.final_lsn, transaction.seq);
+                    self.signal_row(&table, &new, commit_lsn, seq);
+                }
                 if table.captured && !self.skipped_operations.create {
                     let key = key_of(&table, &new, None, style);
                     let after = render_row(&table, &new, None, style);
@@ -334,6 +349,10 @@ impl PostgresCdc {
                 }
             }
             Message::Truncate { relations, .. } => {
+                for relation in &relations {
+                    let table = Arc::clone(self.relation(*relation)?);
+                    self.truncated(&table);
+                }
                 if !self.skipped_operations.truncate {
                     for relation in relations {
                         let table = Arc::clone(self.relation(relation)?);
@@ -357,6 +376,7 @@ impl PostgresCdc {
         after: Option<Vec<u8>>,
         key: Option<Vec<u8>>,
     ) -> Result<(), ConnectorError> {
+        self.supersede(table, key.as_deref());
         let metadata = self.config.provide_transaction_metadata;
         let Some(transaction) = self.transaction.as_mut() else {
             return Err(ConnectorError::Fatal("pgoutput sent a change outside a transaction".into()));

@@ -119,4 +119,13 @@ pub trait Herder: Send + Sync + std::fmt::Debug {
 
     /// The consumer lag of a sink connector per (topic, partition): end offset − committed.
     async fn sink_lag(&self, name: &str) -> Vec<(String, u32, i64)>;
+
+    /// Queue a signal (Debezium's `{"id", "type", "data"}`, as JSON) for a source connector's
+    /// tasks, which read the queue in order from the connector's `state` (`signals.<n>`);
+    /// returns the signal's sequence number. Connectors that take signals (postgres-cdc) act on
+    /// it; others never read it.
+    ///
+    /// # Errors
+    /// When no such connector exists, it is a sink, or the state cannot be written.
+    async fn signal(&self, name: &str, signal: &serde_json::Value) -> Result<u64, HerderError>;
 }

@@ -27,6 +27,9 @@ pub enum HerderError {
     /// Offsets of the other kind of connector were given.
     #[error("{}", offsets_shape(name, *kind))]
     OffsetsKindMismatch { name: String, kind: Kind },
+    /// Signals go to source connectors' tasks.
+    #[error("connector {name} is a sink: signals are for source connectors")]
+    NotASource { name: String },
     /// A config provider reference (`${env:...}`, `${file:...}`) no longer resolves.
     #[error("connector {name}: {source}")]
     Unresolved {

@@ -10,6 +10,7 @@ mod api;
 mod error;
 mod groups;
 mod offsets;
+mod signals;
 mod standalone;
 mod status;
 mod types;

@@ -475,6 +475,11 @@ impl Herder for StandaloneHerder {
     async fn sink_lag(&self, name: &str) -> Vec<(String, u32, i64)> {
         self.lag_of(name).await
     }
+
+    async fn signal(&self, name: &str, signal: &serde_json::Value) -> Result<u64, HerderError> {
+        let _changes = self.inner.changes.lock().await;
+        self.signal_locked(name, signal).await
+    }
 }
 
 /// The component's `on-delete` (e.g. the CDC source drops its slot when configured to). The

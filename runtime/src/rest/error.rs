@@ -48,6 +48,7 @@ impl From<HerderError> for ApiError {
             HerderError::InvalidConfig { .. }
             | HerderError::NotStopped { .. }
             | HerderError::OffsetsKindMismatch { .. }
+            | HerderError::NotASource { .. }
             | HerderError::Unresolved { .. }
             | HerderError::UnknownPlugin { .. }
             | HerderError::TaskPlanning { .. } => StatusCode::BAD_REQUEST,

@@ -13,6 +13,7 @@ mod lifecycle;
 mod offsets;
 mod plugins;
 mod router;
+mod signals;
 
 pub use error::ApiError;
 pub use router::{ApiState, LogLevels, openapi, router, serve};

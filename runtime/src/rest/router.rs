@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::ApiError;
-use super::{admin, connectors, lifecycle, offsets, plugins};
+use super::{admin, connectors, lifecycle, offsets, plugins, signals};
 use crate::herder::Herder;
 
 /// Installs a filter given in `EnvFilter` syntax.
@@ -119,6 +119,7 @@ fn api() -> OpenApiRouter<ApiState> {
         .routes(routes!(lifecycle::resume))
         .routes(routes!(lifecycle::stop))
         .routes(routes!(offsets::get, offsets::alter, offsets::reset))
+        .routes(routes!(signals::signal))
         .routes(routes!(plugins::list))
         .routes(routes!(plugins::config))
         .routes(routes!(plugins::validate))
