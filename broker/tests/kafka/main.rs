@@ -7,6 +7,7 @@
 
 mod groups;
 mod hostile;
+mod java;
 mod kafkajs;
 mod kcat;
 mod python;
