@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # weir's Kafka listener (`weir broker`, fsyncing every batch) next to Tansu 0.6 (an independent
-# Kafka-compatible broker in Rust, in-memory storage), driven by the same client: confluent-kafka
-# (librdkafka), and Apache Kafka's own Java producer (kafka-clients 4.3). 1 KiB records, acks=all, 1 and 4 partitions. Per broker and partition count:
-# produce MB/s, consume MB/s, produce p99 latency (send call to delivery report, at full
-# throughput, at most 32 MiB queued in the client), peak broker RSS (VmHWM from /proc), and the
-# Java producer's MB/s and p99 on a second topic of the same broker. The disk's sequential write rate (dd with
-# conv=fdatasync, on the filesystem of weir's data) is measured in every round too. Rounds are
-# interleaved (disk, then each partition count with both brokers, the order of the brokers
-# alternating by round); the summary gives medians and the ratios weir/Tansu and weir/disk.
-# MB = 10^6 bytes.
+# Kafka-compatible broker in Rust, in-memory storage), driven by the same clients: confluent-kafka
+# (librdkafka) and Apache Kafka's own Java producer (kafka-clients 4.3). 1 KiB records, acks=all,
+# 1 and 4 partitions. Per broker and partition count: produce MB/s, consume MB/s, produce p99
+# latency (send call to delivery report, at full throughput, at most 32 MiB queued in the
+# client), the Java producer's MB/s and p99 (on a second topic of the same broker), and peak
+# broker RSS (VmHWM from /proc). The disk's sequential write rate (dd with conv=fdatasync, on
+# the filesystem of weir's data) is measured in every round too. Rounds are interleaved (disk,
+# then each partition count with both brokers, the order of the brokers alternating by round);
+# the summary gives medians and the ratios weir/Tansu and weir/disk. MB = 10^6 bytes.
 #
 #   bash tests/bench/kafka.sh [WEIR]     (WEIR=path also works; default target/release/weir)
 #   ROUNDS=3 RECORDS=200000 bash tests/bench/kafka.sh

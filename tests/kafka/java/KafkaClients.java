@@ -31,7 +31,9 @@ import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.admin.DescribeClusterResult;
 import org.apache.kafka.clients.admin.GroupListing;
+import org.apache.kafka.clients.admin.ListOffsetsResult.ListOffsetsResultInfo;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.OffsetSpec;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
@@ -192,6 +194,19 @@ public final class KafkaClients {
                 Map<TopicPartition, OffsetAndTimestamp> none =
                         consumer.offsetsForTimes(Map.of(partition, BASE_TS + 10_000));
                 check(none.get(partition) == null, codec + ": a timestamp after the last record gave " + none);
+            }
+            // The AdminClient's ListOffsets: earliest, latest, a timestamp and the newest record's.
+            try (Admin admin = admin(bootstrap)) {
+                Map<OffsetSpec, long[]> expected = Map.of(OffsetSpec.earliest(), new long[] {0, -1},
+                        OffsetSpec.latest(), new long[] {values.size(), -1},
+                        OffsetSpec.forTimestamp(BASE_TS + 100), new long[] {100, BASE_TS + 100},
+                        OffsetSpec.maxTimestamp(), new long[] {values.size() - 1, BASE_TS + values.size() - 1});
+                for (Map.Entry<OffsetSpec, long[]> spec : expected.entrySet()) {
+                    ListOffsetsResultInfo info = admin.listOffsets(Map.of(partition, spec.getKey()))
+                            .partitionResult(partition).get(60, TimeUnit.SECONDS);
+                    check(info.offset() == spec.getValue()[0] && info.timestamp() == spec.getValue()[1],
+                            codec + ": listOffsets " + spec.getKey().getClass().getSimpleName() + " gave " + info);
+                }
             }
         }
         // From the latest offset: only what is produced after the position is resolved.
