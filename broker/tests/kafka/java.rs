@@ -79,6 +79,14 @@ fn java_client_group_of_two_rebalances_on_join_and_leave_and_commits() {
 }
 
 #[test]
+fn java_static_member_restarts_into_its_place_without_a_rebalance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(dir.path(), "127.0.0.1:0");
+    let output = java(&["static", &broker.bootstrap(), "java-static", "java-static-g"], Duration::from_secs(180));
+    assert_eq!(output.trim(), "ok");
+}
+
+#[test]
 fn java_admin_client_creates_describes_and_deletes_topics() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = Broker::start(dir.path(), "127.0.0.1:0");

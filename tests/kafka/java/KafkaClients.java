@@ -4,6 +4,7 @@
 //   codecs BOOTSTRAP                 idempotent producer (acks=all) with none, gzip, snappy, lz4,
 //                                    zstd; consume from earliest, latest and offsetsForTimes
 //   group BOOTSTRAP TOPIC GROUP      two members: rebalance on join and leave, commit, describe
+//   static BOOTSTRAP TOPIC GROUP     two static members; one restarts without a rebalance
 //   admin BOOTSTRAP                  AdminClient: create, list, describe (topics, configs,
 //                                    cluster) and delete topics
 //   produce BOOTSTRAP TOPIC FIRST N  produce values FIRST..FIRST+N-1
@@ -233,9 +234,19 @@ public final class KafkaClients {
         final Set<Integer> assigned = new TreeSet<>();
         final List<String> values = new ArrayList<>();
 
+        int revocations;
+
         Member(String bootstrap, String topic, String group, String name) {
+            this(bootstrap, topic, group, name, null);
+        }
+
+        /** A static member (KIP-345) when `instance` is not null. */
+        Member(String bootstrap, String topic, String group, String name, String instance) {
             this.name = name;
             Properties props = new Properties();
+            if (instance != null) {
+                props.put(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, instance);
+            }
             props.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
             props.put(ConsumerConfig.GROUP_ID_CONFIG, group);
             props.put(ConsumerConfig.CLIENT_ID_CONFIG, name);
@@ -254,6 +265,7 @@ public final class KafkaClients {
 
         @Override
         public void onPartitionsRevoked(Collection<TopicPartition> partitions) {
+            revocations++;
             partitions.forEach(partition -> assigned.remove(partition.partition()));
         }
 
@@ -336,6 +348,45 @@ public final class KafkaClients {
         System.out.println("ok");
     }
 
+    /**
+     * Two static members; one restarts with the same instance id: it gets its partitions back
+     * in the same generation, and the other is not rebalanced.
+     */
+    static void staticMembers(String bootstrap, String topic, String group) throws Exception {
+        createTopic(bootstrap, topic, 4);
+        Member first = new Member(bootstrap, topic, group, "first", "instance-1");
+        Member second = new Member(bootstrap, topic, group, "second", "instance-2");
+        List<Member> members = List.of(first, second);
+        BooleanSupplier split = () -> first.assigned.size() == 2 && second.assigned.size() == 2
+                && !first.assigned.stream().anyMatch(second.assigned::contains);
+        waitFor(split, () -> pollAll(members), "two static members with two partitions each");
+        int generation = first.consumer.groupMetadata().generationId();
+        int revocations = first.revocations;
+        Set<Integer> firstOwns = new TreeSet<>(first.assigned);
+        Set<Integer> secondOwned = new TreeSet<>(second.assigned);
+        // A static member's close sends no LeaveGroup: its place waits for it.
+        second.consumer.close();
+        Member restarted = new Member(bootstrap, topic, group, "second-again", "instance-2");
+        waitFor(() -> !restarted.assigned.isEmpty(), () -> pollAll(List.of(first, restarted)),
+                "the restarted static member's assignment");
+        // Some heartbeats of the first member, which would see a rebalance if there were one.
+        for (int poll = 0; poll < 15; poll++) {
+            pollAll(List.of(first, restarted));
+        }
+        check(restarted.assigned.equals(secondOwned), "the restarted member got " + restarted.assigned
+                + ", its instance had " + secondOwned);
+        check(first.assigned.equals(firstOwns) && first.revocations == revocations,
+                "the other member was rebalanced: it owns " + first.assigned + " after " + first.revocations
+                        + " revocations (had " + firstOwns + " after " + revocations + ")");
+        int restartedGeneration = restarted.consumer.groupMetadata().generationId();
+        int firstGeneration = first.consumer.groupMetadata().generationId();
+        check(restartedGeneration == generation && firstGeneration == generation,
+                "generations " + firstGeneration + " and " + restartedGeneration + ", not " + generation);
+        first.consumer.close();
+        restarted.consumer.close();
+        System.out.println("ok");
+    }
+
     static void adminTopics(String bootstrap) throws Exception {
         String topic = "java-admin";
         try (Admin admin = admin(bootstrap)) {
@@ -415,6 +466,7 @@ public final class KafkaClients {
                 case "codecs" -> codecs(bootstrap);
                 case "group" -> group(bootstrap, args[2], args[3]);
                 case "admin" -> adminTopics(bootstrap);
+                case "static" -> staticMembers(bootstrap, args[2], args[3]);
                 case "produce" -> {
                     int first = Integer.parseInt(args[3]);
                     int count = Integer.parseInt(args[4]);
