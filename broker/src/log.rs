@@ -465,6 +465,16 @@ impl Log {
         self.partition(topic, partition)?.read_batches(from, max_bytes)
     }
 
+    /// The directory of a partition's segments, where state kept beside them lives (the Kafka
+    /// listener's producer snapshots); it goes away with the topic.
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::UnknownTopic`] / [`LogError::UnknownPartition`].
+    pub(crate) fn partition_dir(&self, topic: &str, partition: u32) -> Result<PathBuf, LogError> {
+        Ok(self.partition(topic, partition)?.dir().to_owned())
+    }
+
     /// The offset of the first record with a timestamp `>= timestamp` (Kafka's ListOffsets by
     /// time), using the time indexes to skip old segments and batches.
     ///

@@ -15,6 +15,7 @@ pub mod config_provider;
 pub mod connector_store;
 pub mod herder;
 pub mod host;
+pub mod kafka_groups;
 mod keyed_store;
 pub mod log;
 pub mod manifest;

@@ -86,6 +86,8 @@ pub struct Worker {
 struct Inner {
     config: WorkerConfig,
     log: Arc<dyn EventLog>,
+    /// The embedded log behind `log`, when the worker opened it itself.
+    embedded: Option<EmbeddedLog>,
     herder: StandaloneHerder,
 }
 
@@ -116,10 +118,10 @@ impl Worker {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|source| WorkerError::DataDir { path: config.data_dir.clone(), source })?;
         let log_config = LogConfig { flush: config.flush, ..LogConfig::default() };
-        let log: Arc<dyn EventLog> = Arc::new(
-            EmbeddedLog::open(config.data_dir.join("log"), log_config).await.map_err(log_error("opening the log"))?,
-        );
-        Self::start_on(config, log, customize).await
+        let embedded =
+            EmbeddedLog::open(config.data_dir.join("log"), log_config).await.map_err(log_error("opening the log"))?;
+        let log: Arc<dyn EventLog> = Arc::new(embedded.clone());
+        Self::assemble(config, log, Some(embedded), customize).await
     }
 
     /// As [`Worker::start_with`], on a log the caller opened (another backend, or a wrapper).
@@ -129,6 +131,15 @@ impl Worker {
     pub async fn start_on(
         config: WorkerConfig,
         log: Arc<dyn EventLog>,
+        customize: impl FnOnce(&mut PluginRegistry, &WasmEngine, Arc<StateStore>) -> Result<(), PluginError>,
+    ) -> Result<Self, WorkerError> {
+        Self::assemble(config, log, None, customize).await
+    }
+
+    async fn assemble(
+        config: WorkerConfig,
+        log: Arc<dyn EventLog>,
+        embedded: Option<EmbeddedLog>,
         customize: impl FnOnce(&mut PluginRegistry, &WasmEngine, Arc<StateStore>) -> Result<(), PluginError>,
     ) -> Result<Self, WorkerError> {
         let offsets = Arc::new(OffsetStore::open(log.clone()).await.map_err(log_error("replaying the offsets"))?);
@@ -163,12 +174,18 @@ impl Worker {
             store,
             supervisor,
         );
-        Ok(Self { inner: Arc::new(Inner { config, log, herder }) })
+        Ok(Self { inner: Arc::new(Inner { config, log, embedded, herder }) })
     }
 
     /// The log, through its seam.
     pub fn log(&self) -> &Arc<dyn EventLog> {
         &self.inner.log
+    }
+
+    /// The embedded log, when the worker opened it ([`Worker::start`], [`Worker::start_with`]):
+    /// what `weir run --kafka-listen` serves over the Kafka protocol.
+    pub fn embedded_log(&self) -> Option<&EmbeddedLog> {
+        self.inner.embedded.as_ref()
     }
 
     /// The herder: connector lifecycle, offsets, status.

@@ -4,6 +4,7 @@
 mod cdc;
 mod containment;
 mod errors;
+mod kafka;
 mod manifests;
 mod oracle;
 mod pg;

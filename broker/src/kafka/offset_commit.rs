@@ -7,6 +7,7 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 
 use super::codes;
 use super::dispatch::Request;
+use super::hosted_groups::commit_refusal;
 use super::server::Context;
 use crate::coordinator::OffsetCommit;
 
@@ -48,23 +49,25 @@ pub(super) async fn handle(
         answers.push((topic.name, answered));
     }
     let instance_id = if request.version >= 7 { message.group_instance_id.map(|id| id.to_string()) } else { None };
-    let result = context
-        .groups
-        .commit_offsets(
-            message.group_id.0.as_str(),
-            message.generation_id_or_member_epoch,
-            message.member_id.as_str(),
-            instance_id.as_deref(),
-            commits,
-        )
-        .await;
-    let commit_code = match &result {
-        Ok(()) => codes::NONE,
-        Err(error) => {
-            tracing::debug!(%error, "offset commit refused");
-            codes::group_error(error)
-        }
-    };
+    let group_id = message.group_id.0.as_str();
+    let generation = message.generation_id_or_member_epoch;
+    let commit_code =
+        if let Some(error) = commit_refusal(context.hosted(), group_id, generation, message.member_id.as_str()) {
+            tracing::debug!(group = group_id, "offset commit to a hosted group refused");
+            codes::code(error)
+        } else {
+            let result = context
+                .groups
+                .commit_offsets(group_id, generation, message.member_id.as_str(), instance_id.as_deref(), commits)
+                .await;
+            match &result {
+                Ok(()) => codes::NONE,
+                Err(error) => {
+                    tracing::debug!(%error, "offset commit refused");
+                    codes::group_error(error)
+                }
+            }
+        };
     let topics = answers
         .into_iter()
         .map(|(name, partitions)| {

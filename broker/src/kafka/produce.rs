@@ -35,6 +35,13 @@ fn append_partition(context: &Context, topic: &str, partition: i32, records: Opt
     }
     let producers = context.producers.partition(topic, partition);
     let mut producers = crate::fs_util::lock(&producers);
+    // Only an idempotent producer needs the state; rebuilding it for a plain one would read the
+    // partition for nothing.
+    let idempotent = checked.producers().first().is_some_and(|first| first.producer_id >= 0);
+    if idempotent && let Err(error) = producers.ensure_loaded(log, topic, partition) {
+        tracing::warn!(topic, partition, %error, "cannot rebuild the partition's producer state");
+        return (codes::log_error(&error), -1);
+    }
     match producers.check(&checked) {
         Verdict::Append => {}
         Verdict::Duplicate(base_offset) => return (codes::NONE, base_offset),
@@ -43,7 +50,8 @@ fn append_partition(context: &Context, topic: &str, partition: i32, records: Opt
     let infos = checked.producers().to_vec();
     match log.append_checked(topic, partition, checked) {
         Ok(appended) => {
-            producers.record(&infos, appended.base_offset);
+            producers.record(&infos, appended.base_offset, appended.last_offset + 1);
+            producers.snapshot_if_due(log, topic, partition);
             (codes::NONE, appended.base_offset)
         }
         Err(error) => {

@@ -12,6 +12,8 @@ use tokio_util::task::TaskTracker;
 
 use super::config::KafkaConfig;
 use super::connection::serve_connection;
+use super::hosted_groups::HostedGroups;
+use super::producer_ids::ProducerIds;
 use super::producer_state::ProducerStates;
 use crate::Log;
 use crate::coordinator::GroupCoordinator;
@@ -25,6 +27,12 @@ pub enum KafkaServerError {
         /// The OS error.
         source: io::Error,
     },
+    /// The producer-id state in the log's directory could not be read.
+    #[error("cannot read the Kafka producer ids of the log")]
+    ProducerIds {
+        /// What went wrong.
+        source: crate::LogError,
+    },
 }
 
 /// What every connection shares.
@@ -34,8 +42,17 @@ pub(super) struct Context {
     pub(super) groups: Arc<GroupCoordinator>,
     pub(super) config: KafkaConfig,
     pub(super) producers: ProducerStates,
+    pub(super) producer_ids: ProducerIds,
+    pub(super) hosted: Option<Arc<dyn HostedGroups>>,
     pub(super) advertised_host: String,
     pub(super) advertised_port: i32,
+}
+
+impl Context {
+    /// The hosted groups, if someone in this process runs any.
+    pub(super) fn hosted(&self) -> Option<&dyn HostedGroups> {
+        self.hosted.as_deref()
+    }
 }
 
 /// A Kafka protocol server on a [`Log`]: bind, then [`serve`](KafkaServer::serve).
@@ -59,7 +76,7 @@ impl KafkaServer {
     ///
     /// # Errors
     ///
-    /// [`KafkaServerError::Bind`].
+    /// [`KafkaServerError::Bind`]; [`KafkaServerError::ProducerIds`].
     pub async fn bind(addr: impl ToSocketAddrs, log: Arc<Log>, config: KafkaConfig) -> Result<Self, KafkaServerError> {
         let groups = GroupCoordinator::new(Arc::clone(&log), config.coordinator.clone());
         Self::bind_with_coordinator(addr, log, groups, config).await
@@ -70,13 +87,14 @@ impl KafkaServer {
     ///
     /// # Errors
     ///
-    /// [`KafkaServerError::Bind`].
+    /// [`KafkaServerError::Bind`]; [`KafkaServerError::ProducerIds`].
     pub async fn bind_with_coordinator(
         addr: impl ToSocketAddrs,
         log: Arc<Log>,
         groups: Arc<GroupCoordinator>,
         config: KafkaConfig,
     ) -> Result<Self, KafkaServerError> {
+        let producer_ids = ProducerIds::open(log.dir()).map_err(|source| KafkaServerError::ProducerIds { source })?;
         let listener = TcpListener::bind(addr).await.map_err(|source| KafkaServerError::Bind { source })?;
         let local = listener.local_addr().map_err(|source| KafkaServerError::Bind { source })?;
         let advertised_host = config.advertised_host.clone().unwrap_or_else(|| match local.ip() {
@@ -90,10 +108,21 @@ impl KafkaServer {
             groups,
             config,
             producers: ProducerStates::default(),
+            producer_ids,
+            hosted: None,
             advertised_host,
             advertised_port,
         });
         Ok(KafkaServer { listener, context })
+    }
+
+    /// Shows the groups `hosted` runs in this process (weir's sink tasks) to Kafka clients as
+    /// consumer groups, and keeps Kafka clients out of them (see `hosted_groups`).
+    #[must_use]
+    pub fn with_hosted_groups(mut self, hosted: Arc<dyn HostedGroups>) -> Self {
+        let context = Arc::get_mut(&mut self.context).expect("the context is shared only once serving starts");
+        context.hosted = Some(hosted);
+        self
     }
 
     /// The bound address (useful with port 0).
@@ -111,8 +140,8 @@ impl KafkaServer {
     }
 
     /// Serves until `shutdown` completes, then closes every connection (a request being
-    /// handled is dropped; its client retries elsewhere or later) and returns when they are
-    /// gone.
+    /// handled is dropped; its client retries elsewhere or later), snapshots the idempotent
+    /// producers' state, and returns.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -149,6 +178,9 @@ impl KafkaServer {
         cancel.cancel();
         tracker.close();
         tracker.wait().await;
+        // The next start then rebuilds producer state from the snapshots alone.
+        let context = &self.context;
+        super::produce::blocking(|| context.producers.snapshot_all(&context.log));
         tracing::info!("Kafka listener stopped");
     }
 }

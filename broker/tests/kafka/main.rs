@@ -10,5 +10,6 @@ mod hostile;
 mod java;
 mod kafkajs;
 mod kcat;
+mod producer_restart;
 mod python;
 mod support;

@@ -25,6 +25,8 @@ use crate::bench::cdc::CdcBenchOptions;
 mod bench;
 #[path = "weir/cli.rs"]
 mod cli;
+#[path = "weir/kafka.rs"]
+mod kafka;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -59,7 +61,12 @@ enum Command {
         /// set otherwise).
         #[arg(long, env = "WEIR_REST_LISTEN", default_value = "127.0.0.1:8083")]
         rest_listen: SocketAddr,
+        #[command(flatten)]
+        kafka: kafka::RunKafkaArgs,
     },
+    /// Serve the log alone over the Kafka protocol: any Kafka producer, consumer or consumer
+    /// group works against it (one node; no replication, transactions, SASL or TLS).
+    Broker(kafka::BrokerArgs),
     /// Manage the connectors of a running worker through its REST API.
     Connectors(cli::ConnectorsArgs),
     /// Check manifests against the plugins' schemas without running anything.
@@ -112,7 +119,7 @@ enum Command {
     BenchCdc(CdcBenchOptions),
 }
 
-fn parse_flush(text: &str) -> Result<FlushPolicy, String> {
+pub(crate) fn parse_flush(text: &str) -> Result<FlushPolicy, String> {
     match text {
         "every-batch" => Ok(FlushPolicy::EveryBatch),
         "never" => Ok(FlushPolicy::Never),
@@ -163,12 +170,14 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli, log_levels: Arc<LogLevels>) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run { manifests, data_dir, plugin_dir, flush, progress_interval, rest_listen } => {
+        Command::Run { manifests, data_dir, plugin_dir, flush, progress_interval, rest_listen, kafka } => {
             let mut config = WorkerConfig::new(data_dir);
             config.plugin_dir = plugin_dir;
             config.flush = flush;
-            run_worker(config, &manifests, progress_interval, rest_listen, log_levels).await
+            let listeners = Listeners { rest: rest_listen, kafka };
+            run_worker(config, &manifests, progress_interval, listeners, log_levels).await
         }
+        Command::Broker(args) => kafka::run_broker(args).await,
         Command::Connectors(args) => cli::run(args).await,
         Command::Validate { manifests, plugin_dir } => {
             let scratch = tempfile_dir()?;
@@ -282,13 +291,20 @@ async fn validate_all(worker: &Worker, files: &[ManifestFile]) -> Result<(), Exi
     if failed { Err(ExitCode::from(2)) } else { Ok(()) }
 }
 
+/// What `weir run` listens on.
+struct Listeners {
+    rest: SocketAddr,
+    kafka: kafka::RunKafkaArgs,
+}
+
 async fn run_worker(
     config: WorkerConfig,
     manifests: &[PathBuf],
     progress_interval: u64,
-    rest_listen: SocketAddr,
+    listeners: Listeners,
     log_levels: Arc<LogLevels>,
 ) -> anyhow::Result<ExitCode> {
+    let rest_listen = listeners.rest;
     let files = match load_manifests(manifests) {
         Ok(files) => files,
         Err(code) => return Ok(code),
@@ -323,8 +339,19 @@ async fn run_worker(
             }
         };
     tracing::info!(address = %bound, "REST API listening");
+    let stop_kafka = tokio_util::sync::CancellationToken::new();
+    let (kafka_note, kafka_server) = match kafka::start_listener(&worker, &listeners.kafka, stop_kafka.clone()).await {
+        Ok(Some((address, server))) => (format!("; Kafka on {address}"), Some(server)),
+        Ok(None) => (String::new(), None),
+        Err(error) => {
+            stop_rest.cancel();
+            let _ = server.await;
+            worker.shutdown().await;
+            return Err(error);
+        }
+    };
     println!(
-        "weir: running {} connector(s); REST API on http://{bound}; data in {}; Ctrl-C to stop",
+        "weir: running {} connector(s); REST API on http://{bound}{kafka_note}; data in {}; Ctrl-C to stop",
         worker.herder().statuses().len(),
         data_dir.display()
     );
@@ -343,6 +370,10 @@ async fn run_worker(
         }
     }
     println!("weir: stopping (finishing batches, flushing, committing)");
+    stop_kafka.cancel();
+    if let Some(kafka_server) = kafka_server {
+        let _ = kafka_server.await;
+    }
     stop_rest.cancel();
     let _ = server.await;
     worker.shutdown().await;
@@ -372,7 +403,7 @@ fn progress_line(
     format!("[{:>5}s] {}", elapsed.as_secs(), parts.join(" | "))
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -8,6 +8,7 @@
 
 mod api;
 mod error;
+mod groups;
 mod offsets;
 mod standalone;
 mod status;
@@ -16,5 +17,6 @@ mod validate;
 
 pub use api::Herder;
 pub use error::HerderError;
+pub use groups::SinkGroupView;
 pub use standalone::StandaloneHerder;
 pub use types::{ConnectorInfo, ConnectorOffsets, ConnectorSnapshot, TaskSnapshot};

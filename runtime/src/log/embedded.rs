@@ -35,6 +35,12 @@ impl EmbeddedLog {
         Ok(Self { log })
     }
 
+    /// The broker itself, for serving this same log over the Kafka protocol
+    /// (`weir_broker::kafka::KafkaServer`) next to the connectors that use it.
+    pub fn broker(&self) -> &Arc<Log> {
+        &self.log
+    }
+
     /// Runs a broker call on the blocking pool.
     async fn blocking<T: Send + 'static>(
         &self,

@@ -13,6 +13,6 @@ mod tests;
 pub(crate) use errors::ErrorHandling;
 pub(crate) use handle::{SinkHandle, SourceHandle};
 pub(crate) use retry::{RestartPolicy, Restarts, RetryPolicy, sleep_or_cancel};
-pub(crate) use sink::{SinkSettings, SinkTask};
+pub(crate) use sink::{SinkSettings, SinkTask, owner};
 pub(crate) use source::{SourceSettings, SourceTask};
 pub use status::{RestartStatus, State, TaskMetrics, TaskStatus};

@@ -10,6 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::coordinator::{GroupError, JoinRequest, Protocol};
 use crate::kafka::codes;
 use crate::kafka::dispatch::Request;
+use crate::kafka::hosted_groups::join_refusal;
 use crate::kafka::server::Context;
 
 fn millis(value: i32) -> Duration {
@@ -22,6 +23,18 @@ pub(in crate::kafka) async fn handle(
     message: JoinGroupRequest,
 ) -> JoinGroupResponse {
     let version = request.version;
+    if let Some(error) = join_refusal(context.hosted(), message.group_id.0.as_str()) {
+        tracing::debug!(group = message.group_id.0.as_str(), "join of a hosted group refused");
+        let response = JoinGroupResponse::default()
+            .with_error_code(codes::code(error))
+            .with_generation_id(-1)
+            .with_member_id(message.member_id);
+        return if version >= 7 {
+            response.with_protocol_name(None)
+        } else {
+            response.with_protocol_name(Some(StrBytes::default()))
+        };
+    }
     let join = JoinRequest {
         group_id: message.group_id.0.to_string(),
         member_id: message.member_id.to_string(),
