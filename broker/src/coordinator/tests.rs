@@ -134,7 +134,7 @@ async fn a_restarted_static_member_takes_over_its_place_and_fences_the_old_id() 
 #[tokio::test]
 async fn restarted_static_members_with_new_metadata_keep_their_assignments_without_a_rebalance() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let coordinator = Arc::new(GroupCoordinator::new(open_log(dir.path()), config()));
+    let coordinator = GroupCoordinator::new(open_log(dir.path()), config());
     let leader = coordinator.join(join_request("", Some("w0"))).await.expect("join");
     sync(&coordinator, &leader, vec![(leader.member_id.clone(), Bytes::from_static(b"all"))]).await;
     // The follower's join makes the leader rejoin (with other metadata); both get generation 2.
