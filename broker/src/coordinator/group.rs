@@ -204,6 +204,8 @@ impl Group {
             return JoinStep::Done(Err(GroupError::InconsistentGroupProtocol { group: self.name.clone() }));
         }
         let mut is_new = false;
+        let mut static_rejoin = false;
+        let mut replaced_leader = None;
         let member_id = if request.member_id.is_empty() {
             match &request.group_instance_id {
                 Some(instance_id) if self.static_members.contains_key(instance_id) => {
@@ -221,9 +223,11 @@ impl Group {
                             member.id = id.clone();
                             if self.leader.as_deref() == Some(old_id.as_str()) {
                                 self.leader = Some(id.clone());
+                                replaced_leader = Some(old_id.clone());
                             }
                             self.members.insert(id.clone(), member);
                             self.static_members.insert(instance_id.clone(), id.clone());
+                            static_rejoin = true;
                         }
                         None => {
                             is_new = true;
@@ -269,8 +273,13 @@ impl Group {
         };
         self.protocol_type = Some(request.protocol_type.clone());
 
+        // A restarted static member keeps its place without a rebalance while the group's
+        // protocol still suits it (KIP-345), whatever its metadata says now: a consumer's
+        // subscription carries the partitions it owned, which a restart empties.
+        let keeps_protocol = static_rejoin
+            && self.protocol.as_deref().is_some_and(|name| request.protocols.iter().any(|p| p.name == name));
         let member = self.members.get_mut(&member_id).expect("the member was found or added above");
-        let unchanged = !is_new && member.protocols == request.protocols;
+        let unchanged = !is_new && (member.protocols == request.protocols || keeps_protocol);
         member.protocols = request.protocols.clone();
         member.session_timeout = request.session_timeout;
         member.rebalance_timeout = request.rebalance_timeout;
@@ -280,6 +289,17 @@ impl Group {
 
         let is_leader = self.leader.as_deref() == Some(member_id.as_str());
         match self.state {
+            GroupState::Stable if keeps_protocol => {
+                // As Kafka does, a restarted leader is answered as a follower (named the old
+                // leader id, given no members), so it computes no assignment that a stable
+                // group would not hand out: its SyncGroup gets the stored one.
+                let mut outcome = self.join_outcome(&member_id);
+                if let Some(old_leader) = replaced_leader {
+                    outcome.leader = old_leader;
+                    outcome.members.clear();
+                }
+                return JoinStep::Done(Ok(outcome));
+            }
             GroupState::CompletingRebalance | GroupState::Stable
                 if unchanged && (self.state == GroupState::CompletingRebalance || !is_leader) =>
             {

@@ -132,6 +132,60 @@ async fn a_restarted_static_member_takes_over_its_place_and_fences_the_old_id() 
 }
 
 #[tokio::test]
+async fn restarted_static_members_with_new_metadata_keep_their_assignments_without_a_rebalance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let coordinator = GroupCoordinator::new(open_log(dir.path()), config());
+    let leader = coordinator.join(join_request("", Some("w0"))).await.expect("join");
+    sync(&coordinator, &leader, vec![(leader.member_id.clone(), Bytes::from_static(b"all"))]).await;
+    // The follower's join makes the leader rejoin (with other metadata); both get generation 2.
+    let joining = {
+        let coordinator = Arc::clone(&coordinator);
+        tokio::spawn(async move { coordinator.join(join_request("", Some("w1"))).await.expect("join") })
+    };
+    while coordinator.describe("g").state != GroupState::PreparingRebalance {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut rejoin = join_request(&leader.member_id, Some("w0"));
+    rejoin.protocols[0].metadata = Bytes::from_static(b"owned:all");
+    let leader = coordinator.join(rejoin).await.expect("rejoin");
+    let follower = joining.await.expect("task");
+    assert_eq!((leader.generation, follower.generation), (2, 2));
+    let assignments = vec![
+        (leader.member_id.clone(), Bytes::from_static(b"a")),
+        (follower.member_id.clone(), Bytes::from_static(b"b")),
+    ];
+    let follower_sync = {
+        let (coordinator, follower) = (Arc::clone(&coordinator), follower.clone());
+        tokio::spawn(async move { sync(&coordinator, &follower, Vec::new()).await })
+    };
+    assert_eq!(sync(&coordinator, &leader, assignments).await, Bytes::from_static(b"a"));
+    assert_eq!(follower_sync.await.expect("task"), Bytes::from_static(b"b"));
+
+    // The follower restarts: a new member id, other metadata (it owns nothing now), the same
+    // generation and assignment, and the leader is not asked to rejoin.
+    let mut restarted = join_request("", Some("w1"));
+    restarted.protocols[0].metadata = Bytes::from_static(b"owned:none");
+    let restarted = coordinator.join(restarted).await.expect("rejoin");
+    assert_ne!(restarted.member_id, follower.member_id);
+    assert_eq!(restarted.generation, 2);
+    assert_eq!(coordinator.describe("g").state, GroupState::Stable);
+    assert_eq!(sync(&coordinator, &restarted, Vec::new()).await, Bytes::from_static(b"b"));
+    coordinator.heartbeat("g", 2, &leader.member_id, Some("w0")).expect("no rebalance for the leader");
+
+    // The leader restarts: answered as a follower (the old leader id, no members to assign),
+    // in the same generation, and its sync gets its stored assignment.
+    let mut restarted_leader = join_request("", Some("w0"));
+    restarted_leader.protocols[0].metadata = Bytes::from_static(b"owned:none");
+    let restarted_leader = coordinator.join(restarted_leader).await.expect("rejoin");
+    assert_eq!(restarted_leader.generation, 2);
+    assert_eq!(restarted_leader.leader, leader.member_id);
+    assert!(restarted_leader.members.is_empty());
+    assert_eq!(sync(&coordinator, &restarted_leader, Vec::new()).await, Bytes::from_static(b"a"));
+    coordinator.heartbeat("g", 2, &restarted.member_id, Some("w1")).expect("no rebalance for the follower");
+    assert_eq!(coordinator.describe("g").state, GroupState::Stable);
+}
+
+#[tokio::test]
 async fn committed_offsets_and_metadata_survive_a_restart_and_need_the_current_generation() {
     let dir = tempfile::tempdir().expect("tempdir");
     let commit = |offset| vec![OffsetCommit { topic: "t".to_owned(), partition: 1, offset, metadata: "m".to_owned() }];
