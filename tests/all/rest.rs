@@ -378,6 +378,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/connectors/{name}/tasks/{task}/status"),
     ("post", "/connectors/{name}/tasks/{task}/restart"),
     ("post", "/connectors/{name}/restart"),
+    ("post", "/connectors/{name}/signals"),
     ("put", "/connectors/{name}/pause"),
     ("put", "/connectors/{name}/resume"),
     ("put", "/connectors/{name}/stop"),
