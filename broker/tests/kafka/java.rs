@@ -4,7 +4,7 @@
 //! kafka-clients with its codec libraries (snappy-java, lz4-java, zstd-jni) and slf4j-api.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -110,4 +110,44 @@ fn java_client_group_resumes_from_its_committed_offsets_after_a_broker_restart()
     java(&["produce", &broker.bootstrap(), "java-resumed", "10", "5"], timeout);
     let second = java(&["consume", &broker.bootstrap(), "java-resumed", "java-g", "5"], timeout);
     assert_eq!(second.lines().collect::<Vec<_>>(), (10..15).map(|value| value.to_string()).collect::<Vec<_>>());
+}
+
+#[test]
+fn java_idempotent_producer_keeps_producing_through_a_broker_restart_without_duplicates_or_gaps() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(dir.path(), "127.0.0.1:0");
+    let addr = broker.bootstrap();
+    let records = "4000";
+    let mut command = Command::new("java");
+    command
+        .args([
+            "-Xmx256m",
+            "-cp",
+            classpath(),
+            "KafkaClients",
+            "produce-through-restart",
+            &addr,
+            "java-restart",
+            records,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut producer = command.spawn().expect("java starts");
+    let mut stdout = BufReader::new(producer.stdout.take().expect("piped"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("read");
+    assert_eq!(line.trim(), "started", "the producer did not start");
+    // Mid-stream: the producer's connection drops, its batches wait and are retried.
+    broker.stop();
+    let broker = Broker::start(dir.path(), &addr);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("read");
+    let status = producer.wait().expect("wait");
+    let mut errors = String::new();
+    std::io::Read::read_to_string(&mut producer.stderr.take().expect("piped"), &mut errors).expect("read");
+    assert!(status.success() && rest.trim() == "ok", "{status}: {rest}\n{errors}");
+    let output = java(&["check-values", &broker.bootstrap(), "java-restart", records], Duration::from_secs(120));
+    assert_eq!(output.trim(), "ok");
 }

@@ -9,6 +9,8 @@
 //                                    cluster) and delete topics
 //   produce BOOTSTRAP TOPIC FIRST N  produce values FIRST..FIRST+N-1
 //   consume BOOTSTRAP TOPIC GROUP N  consume N records as GROUP, commit, print their values
+//   produce-through-restart BOOTSTRAP TOPIC N   idempotent producer of 0..N-1 across a restart
+//   check-values BOOTSTRAP TOPIC N   partition 0 holds exactly 0..N-1
 // Prints "ok" (or the values) on stdout on success; exits 1 with "FAIL: ..." on stderr on any
 // mismatch or timeout.
 
@@ -99,6 +101,10 @@ public final class KafkaClients {
     }
 
     static KafkaProducer<String, String> producer(String bootstrap, String compression) {
+        return producer(bootstrap, compression, new Properties());
+    }
+
+    static KafkaProducer<String, String> producer(String bootstrap, String compression, Properties extra) {
         Properties props = new Properties();
         props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         props.put(ProducerConfig.ACKS_CONFIG, "all");
@@ -111,6 +117,7 @@ public final class KafkaClients {
         props.put(ProducerConfig.DELIVERY_TIMEOUT_MS_CONFIG, 60000);
         props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
         props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        props.putAll(extra);
         return new KafkaProducer<>(props);
     }
 
@@ -446,6 +453,64 @@ public final class KafkaClients {
         System.out.println("ok");
     }
 
+    /**
+     * One idempotent producer sends values 0..count-1 to partition 0, paced, while the test
+     * restarts the broker: it prints "started" once the first records are acknowledged, and
+     * "ok" when every record is acknowledged without an error.
+     */
+    static void produceThroughRestart(String bootstrap, String topic, int count) throws Exception {
+        createTopic(bootstrap, topic, 1);
+        Properties props = new Properties();
+        props.put(ProducerConfig.RECONNECT_BACKOFF_MAX_MS_CONFIG, 200);
+        props.put(ProducerConfig.REQUEST_TIMEOUT_MS_CONFIG, 10000);
+        List<Future<RecordMetadata>> futures = new ArrayList<>();
+        try (KafkaProducer<String, String> producer = producer(bootstrap, "none", props)) {
+            for (int index = 0; index < count; index++) {
+                futures.add(producer.send(new ProducerRecord<>(topic, 0, null, String.valueOf(index))));
+                if (index == 199) {
+                    futures.get(index).get(60, TimeUnit.SECONDS);
+                    System.out.println("started");
+                    System.out.flush();
+                }
+                if (index % 20 == 19) {
+                    Thread.sleep(10);
+                }
+            }
+            producer.flush();
+            // The restart happened while this producer was connected (not after it finished).
+            double closed = producer.metrics().entrySet().stream()
+                    .filter(metric -> metric.getKey().name().equals("connection-close-total")
+                            && metric.getKey().group().equals("producer-metrics"))
+                    .mapToDouble(metric -> ((Number) metric.getValue().metricValue()).doubleValue()).sum();
+            check(closed >= 1, "the producer's connection never closed: the broker restarted after it finished");
+        }
+        for (int index = 0; index < count; index++) {
+            try {
+                futures.get(index).get(60, TimeUnit.SECONDS);
+            } catch (ExecutionException error) {
+                throw new Failure("record " + index + " failed: " + error.getCause());
+            }
+        }
+        System.out.println("ok");
+    }
+
+    /** Partition 0 of `topic` holds exactly the values 0..count-1, in order. */
+    static void checkValues(String bootstrap, String topic, int count) {
+        TopicPartition partition = new TopicPartition(topic, 0);
+        try (KafkaConsumer<String, String> consumer = consumer(bootstrap, null)) {
+            consumer.assign(List.of(partition));
+            long end = consumer.endOffsets(List.of(partition)).get(partition);
+            check(end == count, topic + " ends at " + end + ", not " + count);
+            consumer.seekToBeginning(List.of(partition));
+            List<ConsumerRecord<String, String>> got = pollUntil(consumer, count);
+            for (int index = 0; index < count; index++) {
+                check(got.get(index).value().equals(String.valueOf(index)),
+                        "offset " + index + " holds " + got.get(index).value());
+            }
+        }
+        System.out.println("ok");
+    }
+
     static void consumeGroup(String bootstrap, String topic, String group, int count) {
         try (KafkaConsumer<String, String> consumer = consumer(bootstrap, group)) {
             consumer.subscribe(List.of(topic));
@@ -476,6 +541,8 @@ public final class KafkaClients {
                     }
                     produce(bootstrap, args[2], values, "zstd", false);
                 }
+                case "produce-through-restart" -> produceThroughRestart(bootstrap, args[2], Integer.parseInt(args[3]));
+                case "check-values" -> checkValues(bootstrap, args[2], Integer.parseInt(args[3]));
                 case "consume" -> consumeGroup(bootstrap, args[2], args[3], Integer.parseInt(args[4]));
                 default -> throw new Failure("unknown command " + command);
             }
