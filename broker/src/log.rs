@@ -348,7 +348,7 @@ impl Log {
         let checked = CheckedBatches::check(bytes).map_err(invalid)?;
         // An unknown topic is the append's error to report.
         let compacted = self.topic(topic).is_ok_and(|topic| topic.config_policy() == CleanupPolicy::Compact);
-        if compacted && let Some(index) = checked.first_keyless().map_err(invalid)? {
+        if compacted && let Some(index) = checked.first_keyless() {
             return Err(LogError::KeyRequired { topic: topic.to_owned(), partition, index });
         }
         Ok(checked)

@@ -222,8 +222,20 @@ async fn cdc_refuses_a_server_the_manifest_does_not_grant() {
     worker.shutdown().await;
 }
 
-/// The table's rows as the topic replays them: the last `after` per key, deletes removing it.
-fn replay(records: &[(Value, Value)]) -> std::collections::BTreeMap<i64, i64> {
+/// `(id, v)` of every row of `table`.
+pub(crate) fn table_rows(postgres: &Postgres, table: &str) -> std::collections::BTreeMap<i64, i64> {
+    postgres
+        .sql(&format!("SELECT id, v FROM {table}"))
+        .lines()
+        .map(|line| {
+            let (id, v) = line.split_once('|').expect("id|v");
+            (id.parse().expect("id"), v.parse().expect("v"))
+        })
+        .collect()
+}
+
+/// The table as the topic replays it: the last `after` per key, deletes removing it.
+pub(crate) fn replay(records: &[(Value, Value)]) -> std::collections::BTreeMap<i64, i64> {
     let mut table = std::collections::BTreeMap::new();
     for (key, value) in records {
         let Some(id) = key["id"].as_i64() else { continue };
@@ -266,14 +278,7 @@ async fn cdc_snapshot_seam_under_a_concurrent_writer_has_no_gap_and_no_duplicate
     let worker =
         start_worker(dir.path(), definition(&postgres, true, json!({ "table.include.list": "public\\.seam" }))).await;
     writer.join().expect("the writer finishes");
-    let expected: std::collections::BTreeMap<i64, i64> = postgres
-        .sql("SELECT id, v FROM seam")
-        .lines()
-        .map(|line| {
-            let (id, v) = line.split_once('|').expect("id|v");
-            (id.parse().expect("id"), v.parse().expect("v"))
-        })
-        .collect();
+    let expected = table_rows(&postgres, "seam");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
     let records = loop {
         let records = read_topic(&worker, "pg.public.seam").await;

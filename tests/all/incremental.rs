@@ -16,7 +16,7 @@ use weir_runtime::manifest::ConnectorDefinition;
 use weir_runtime::task::State;
 use weir_runtime::{Worker, WorkerConfig};
 
-use crate::cdc::{definition, read_log};
+use crate::cdc::{definition, read_log, replay, table_rows};
 use crate::pg::Postgres;
 
 const SIGNAL_TABLE: &str =
@@ -78,36 +78,6 @@ async fn wait_until_streaming(postgres: &Postgres, slot: &str) {
         assert!(tokio::time::Instant::now() < deadline, "slot {slot} never became active");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// `(id, v)` of every row of `table`.
-fn table_rows(postgres: &Postgres, table: &str) -> BTreeMap<i64, i64> {
-    postgres
-        .sql(&format!("SELECT id, v FROM {table}"))
-        .lines()
-        .map(|line| {
-            let (id, v) = line.split_once('|').expect("id|v");
-            (id.parse().expect("id"), v.parse().expect("v"))
-        })
-        .collect()
-}
-
-/// The table as the topic replays it: the last `after` per key, deletes removing it.
-fn replay(records: &[(Value, Value)]) -> BTreeMap<i64, i64> {
-    let mut table = BTreeMap::new();
-    for (key, value) in records {
-        let Some(id) = key["id"].as_i64() else { continue };
-        match value["op"].as_str() {
-            Some("r" | "c" | "u") => {
-                table.insert(id, value["after"]["v"].as_i64().expect("v is an integer"));
-            }
-            Some("d") => {
-                table.remove(&id);
-            }
-            _ => {}
-        }
-    }
-    table
 }
 
 fn reads(records: &[(Value, Value)]) -> Vec<i64> {

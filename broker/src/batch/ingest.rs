@@ -45,8 +45,9 @@ impl From<&BatchHeader> for ProducerBatchInfo {
     }
 }
 
-/// Checks one batch from a producer and every record in it.
-fn check_producer_batch(batch: &Bytes) -> Result<BatchHeader, BatchError> {
+/// Checks one batch from a producer and every record in it; also the index (in the batch) of
+/// its first record without a key, which a compacted topic refuses.
+fn check_producer_batch(batch: &Bytes) -> Result<(BatchHeader, Option<usize>), BatchError> {
     let header = check_batch(batch)?;
     if header.record_count == 0 {
         return Err(BatchError::InvalidHeader { reason: "empty batch" });
@@ -59,17 +60,21 @@ fn check_producer_batch(batch: &Bytes) -> Result<BatchHeader, BatchError> {
     }
     // `batch_records` bounds the count against the bytes (or the compressed-batch limit) first.
     let mut count = 0usize;
+    let mut first_keyless = None;
     for (index, record) in batch_records(batch)?.enumerate() {
         let record = record?;
         if record.offset != header.base_offset.wrapping_add(index as i64) {
             return Err(BatchError::MalformedRecord { index, reason: "offset deltas are not consecutive" });
+        }
+        if record.key.is_none() && first_keyless.is_none() {
+            first_keyless = Some(index);
         }
         count += 1;
     }
     if count != header.record_count as usize {
         return Err(BatchError::InvalidHeader { reason: "record count does not match the records" });
     }
-    Ok(header)
+    Ok((header, first_keyless))
 }
 
 /// A producer's batches for one partition, checked and ready for [`Log::append_checked`]
@@ -81,30 +86,21 @@ fn check_producer_batch(batch: &Bytes) -> Result<BatchHeader, BatchError> {
 pub struct CheckedBatches {
     pub(crate) encoded: EncodedBatches,
     producers: Vec<ProducerBatchInfo>,
+    /// The index (among all the batches' records) of the first record without a key.
+    first_keyless: Option<usize>,
 }
 
 impl CheckedBatches {
     /// Checks `bytes`, the concatenated RecordBatches a producer sent for one partition.
     pub(crate) fn check(bytes: &Bytes) -> Result<Self, BatchError> {
-        let (encoded, producers) = EncodedBatches::from_producer(bytes)?;
-        Ok(CheckedBatches { encoded, producers })
+        let (encoded, producers, first_keyless) = EncodedBatches::from_producer(bytes)?;
+        Ok(CheckedBatches { encoded, producers, first_keyless })
     }
 
     /// The index (among all the batches' records) of the first record without a key, if any: a
     /// compacted topic refuses it, as Kafka does.
-    pub(crate) fn first_keyless(&self) -> Result<Option<usize>, BatchError> {
-        let bytes = Bytes::copy_from_slice(self.encoded.bytes());
-        let mut index = 0usize;
-        for span in self.encoded.batches() {
-            let batch = bytes.slice(span.position..span.position + span.len);
-            for record in batch_records(&batch)? {
-                if record?.key.is_none() {
-                    return Ok(Some(index));
-                }
-                index += 1;
-            }
-        }
-        Ok(None)
+    pub(crate) fn first_keyless(&self) -> Option<usize> {
+        self.first_keyless
     }
 
     /// What each batch says about its producer, in order.
@@ -136,11 +132,12 @@ impl EncodedBatches {
     /// # Errors
     ///
     /// The first [`BatchError`] found; nothing is returned then.
-    pub(crate) fn from_producer(bytes: &Bytes) -> Result<(Self, Vec<ProducerBatchInfo>), BatchError> {
+    pub(crate) fn from_producer(bytes: &Bytes) -> Result<(Self, Vec<ProducerBatchInfo>, Option<usize>), BatchError> {
         let mut position = 0usize;
         let mut spans = Vec::new();
         let mut producers = Vec::new();
         let mut record_count = 0u64;
+        let mut first_keyless = None;
         while position < bytes.len() {
             let header = BatchHeader::parse(&bytes[position..])?;
             let end = position
@@ -148,7 +145,10 @@ impl EncodedBatches {
                 .filter(|end| *end <= bytes.len())
                 .ok_or(BatchError::Truncated { needed: header.size(), available: bytes.len() - position })?;
             let batch = bytes.slice(position..end);
-            let header = check_producer_batch(&batch)?;
+            let (header, keyless) = check_producer_batch(&batch)?;
+            if first_keyless.is_none() {
+                first_keyless = keyless.map(|index| record_count as usize + index);
+            }
             spans.push(BatchSpan {
                 position,
                 len: batch.len(),
@@ -165,7 +165,7 @@ impl EncodedBatches {
             let at = span.position + PARTITION_LEADER_EPOCH_OFFSET;
             buf[at..at + 4].copy_from_slice(&LEADER_EPOCH.to_be_bytes());
         }
-        Ok((EncodedBatches::from_parts(buf, spans, record_count), producers))
+        Ok((EncodedBatches::from_parts(buf, spans, record_count), producers, first_keyless))
     }
 }
 
@@ -210,7 +210,7 @@ pub(crate) mod tests {
             [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd]
         {
             let sent = kafka_batch(compression, 5, 7);
-            let (mut encoded, producers) = EncodedBatches::from_producer(&sent).expect("accepted");
+            let (mut encoded, producers, _) = EncodedBatches::from_producer(&sent).expect("accepted");
             assert_eq!(
                 producers,
                 vec![ProducerBatchInfo { producer_id: 7, producer_epoch: 0, base_sequence: 0, record_count: 5 }]
@@ -231,7 +231,7 @@ pub(crate) mod tests {
         let mut sent = BytesMut::new();
         sent.extend_from_slice(&kafka_batch(Compression::None, 3, -1));
         sent.extend_from_slice(&kafka_batch(Compression::Lz4, 2, -1));
-        let (encoded, _) = EncodedBatches::from_producer(&sent.freeze()).expect("accepted");
+        let (encoded, _, _) = EncodedBatches::from_producer(&sent.freeze()).expect("accepted");
         assert_eq!(encoded.record_count(), 5);
         assert_eq!(encoded.batches()[1].first_record, 3);
     }

@@ -142,6 +142,14 @@ impl From<ConfigValue> for Value {
 #[serde(transparent)]
 pub struct FlatConfig(pub BTreeMap<String, ConfigValue>);
 
+/// A config value as Kafka Connect shows it: its text.
+pub fn config_text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// The flat config as the manifest model reads it.
 pub fn to_map(config: FlatConfig) -> Map<String, Value> {
     config.0.into_iter().map(|(key, value)| (key, value.into())).collect()

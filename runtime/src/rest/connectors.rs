@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::bodies::{
     ActiveTopics, ConfigPatch, ConnectorConfig, ConnectorInfo, ConnectorList, ConnectorState, ConnectorStatus,
-    CreateConnector, ErrorBody, ExpandedConnector, TaskId, TaskInfo, TaskState,
+    CreateConnector, ErrorBody, ExpandedConnector, TaskId, TaskInfo, TaskState, config_text,
 };
 use super::error::ApiError;
 use super::router::ApiState;
@@ -27,16 +27,7 @@ pub(super) fn shown_config(worker: &dyn Herder, definition: &ConnectorDefinition
         Some(plugin) => config_provider::redact(&flat, plugin.schema()),
         None => flat,
     };
-    shown
-        .into_iter()
-        .map(|(key, value)| {
-            let text = match value {
-                Value::String(text) => text,
-                other => other.to_string(),
-            };
-            (key, text)
-        })
-        .collect()
+    shown.into_iter().map(|(key, value)| (key, config_text(&value))).collect()
 }
 
 pub(super) fn connector_info(worker: &dyn Herder, name: &str) -> Result<ConnectorInfo, ApiError> {

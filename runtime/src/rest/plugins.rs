@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use serde_json::{Map, Value, json};
 
 use super::bodies::{
-    ConfigInfo, ConfigInfos, ConfigKeyInfo, ConfigValueInfo, ErrorBody, FlatConfig, PluginInfo, to_map,
+    ConfigInfo, ConfigInfos, ConfigKeyInfo, ConfigValueInfo, ErrorBody, FlatConfig, PluginInfo, config_text, to_map,
 };
 use super::error::ApiError;
 use super::router::ApiState;
@@ -156,14 +156,6 @@ pub(super) async fn config(
     Ok(Json(definitions(&plugin)))
 }
 
-/// A config value as Kafka Connect shows it: its text.
-fn shown_value(value: &Value) -> String {
-    match value {
-        Value::String(text) => text.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// Validate a flat config against the plugin: per-field errors in Kafka Connect's response
 /// (`{name, error_count, groups, configs: [{definition, value: {name, value, errors, ...}}]}`).
 /// Answers 200 whether or not the config is valid.
@@ -217,7 +209,7 @@ pub(super) async fn validate(
             if config_provider::is_secret_field(schema, &key) {
                 config_provider::HIDDEN.to_owned()
             } else {
-                shown_value(value)
+                config_text(value)
             }
         });
         let value = value_info(&key, value, errors.remove(&key).unwrap_or_default());
