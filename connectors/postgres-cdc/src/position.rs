@@ -76,18 +76,61 @@ impl Position {
 }
 
 /// Decimal digits of `value`, without `core::fmt`.
-pub(crate) fn write_u64(out: &mut Vec<u8>, mut value: u64) {
-    let mut digits = [0u8; 20];
+///
+/// In WASM a 64-bit division is a real `div` (there is no 64-bit multiply-high to turn a division
+/// by a constant into a multiplication), so `value` is split into at most three parts below 10^8
+/// (one or two divisions), and the parts are written with 32-bit arithmetic, two digits at a time.
+pub(crate) fn write_u64(out: &mut Vec<u8>, value: u64) {
+    const E8: u64 = 100_000_000;
+    if let Ok(small) = u32::try_from(value) {
+        write_u32(out, small);
+    } else if value < E8 * E8 {
+        write_u32(out, (value / E8) as u32);
+        write_eight(out, (value % E8) as u32);
+    } else {
+        let high = value / E8;
+        write_u32(out, (high / E8) as u32);
+        write_eight(out, (high % E8) as u32);
+        write_eight(out, (value % E8) as u32);
+    }
+}
+
+/// Two-digit pairs `00` to `99`.
+const PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+fn write_u32(out: &mut Vec<u8>, mut value: u32) {
+    let mut digits = [0u8; 10];
     let mut start = digits.len();
-    loop {
+    while value >= 100 {
+        let pair = (value % 100) as usize * 2;
+        value /= 100;
+        start -= 2;
+        digits[start..start + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if value >= 10 {
+        start -= 2;
+        let pair = value as usize * 2;
+        digits[start..start + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
         start -= 1;
-        digits[start] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
+        digits[start] = b'0' + value as u8;
     }
     out.extend_from_slice(&digits[start..]);
+}
+
+/// Exactly eight digits of `value` (below 10^8), zero-padded.
+fn write_eight(out: &mut Vec<u8>, value: u32) {
+    let (high, low) = ((value / 10_000) as usize, (value % 10_000) as usize);
+    let mut digits = [0u8; 8];
+    for (slot, part) in [high / 100, high % 100, low / 100, low % 100].into_iter().enumerate() {
+        digits[slot * 2..slot * 2 + 2].copy_from_slice(&PAIRS[part * 2..part * 2 + 2]);
+    }
+    out.extend_from_slice(&digits);
 }
 
 pub(crate) fn write_i64(out: &mut Vec<u8>, value: i64) {
@@ -151,6 +194,16 @@ mod tests {
 
     #[test]
     fn integers_write_their_digits() {
+        let mut unsigned = vec![0, 9, 10, 99, 100, 101, u64::from(u32::MAX), u64::from(u32::MAX) + 1, u64::MAX];
+        for power in 1..20 {
+            let exact = 10u64.pow(power);
+            unsigned.extend([exact - 1, exact, exact + 1, exact / 7 * 3]);
+        }
+        for value in unsigned {
+            let mut out = Vec::new();
+            write_u64(&mut out, value);
+            assert_eq!(String::from_utf8(out).expect("ASCII"), value.to_string());
+        }
         for value in [0, 7, 10, 1234567890, i64::MAX, -1, -10, i64::MIN] {
             let mut out = Vec::new();
             write_i64(&mut out, value);

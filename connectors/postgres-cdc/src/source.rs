@@ -56,6 +56,10 @@ pub struct PostgresCdc {
     pub(crate) skipped_operations: Skipped,
     /// The end LSN of the last transaction streamed (`source.sequence`'s first element).
     pub(crate) last_commit_lsn: Option<u64>,
+    /// The clock of the batch being streamed (nanoseconds since the epoch): every event of one
+    /// read shares it as its `ts_ms` / `ts_us` / `ts_ns`, so the clock is asked once per read,
+    /// not once per event.
+    pub(crate) read_nanos: i64,
     /// The incremental snapshot running, if any ([`crate::incremental`]).
     pub(crate) incremental: Option<Incremental>,
     /// The progress the last record handed over carried (where a reconnect resumes it).
@@ -159,6 +163,7 @@ impl Source for PostgresCdc {
             snapshot_style,
             skipped_operations,
             last_commit_lsn: None,
+            read_nanos: 0,
             incremental: None,
             emitted_progress: None,
             recent_xids: RecentXids::default(),

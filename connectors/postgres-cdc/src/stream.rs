@@ -76,6 +76,7 @@ impl PostgresCdc {
             }
             Err(error) => return Err(error.into_connector_error("reading the replication stream")),
         };
+        self.read_nanos = now_nanos();
         for event in events {
             self.apply(event)?;
         }
@@ -374,7 +375,7 @@ impl PostgresCdc {
         op: &str,
         before: Option<Vec<u8>>,
         after: Option<Vec<u8>>,
-        key: Option<Vec<u8>>,
+        mut key: Option<Vec<u8>>,
     ) -> Result<(), ConnectorError> {
         self.supersede(table, key.as_deref());
         let metadata = self.config.provide_transaction_metadata;
@@ -421,13 +422,13 @@ impl PostgresCdc {
             xid: Some(u64::from(xid)),
             transaction: block,
         };
-        let (value, _) = envelope(table, before.as_deref(), after.as_deref(), &event, now_nanos());
+        let (value, _) = envelope(table, before.as_deref(), after.as_deref(), &event, self.read_nanos);
         let timestamp = Some(commit_time_micros.div_euclid(1000));
         let position = Position { commit_lsn: final_lsn, seq: first_seq, ..Position::default() };
         if !self.skipped(&position) {
             self.hold(Pending {
                 topic: table.topic.clone(),
-                key: key.clone(),
+                key: if tombstone { key.clone() } else { key.take() },
                 value: Some(value),
                 timestamp,
                 position,

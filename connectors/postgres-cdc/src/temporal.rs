@@ -4,6 +4,7 @@
 
 use crate::config::{IntervalHandlingMode, TimePrecisionMode};
 use crate::convert::{ReadPath, write_string};
+use crate::position::write_i64;
 use crate::values;
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
@@ -13,10 +14,6 @@ const DAYS_PER_MONTH_AVG: f64 = 365.25 / 12.0;
 /// `PGStatement.DATE_POSITIVE_INFINITY` / `DATE_NEGATIVE_INFINITY` divided by 1000).
 const POSITIVE_INFINITY_MILLIS: i64 = 9_223_372_036_825_200;
 const NEGATIVE_INFINITY_MILLIS: i64 = -9_223_372_036_832_400;
-
-fn write_i64(out: &mut Vec<u8>, value: i64) {
-    out.extend_from_slice(value.to_string().as_bytes());
-}
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
