@@ -8,6 +8,10 @@ use crate::error::LogError;
 
 /// The largest segment the format can address: index entries hold file positions as `u32`.
 pub(crate) const MAX_SEGMENT_BYTES: u64 = u32::MAX as u64;
+/// Most partitions one topic may have: each is a directory with open segment files, so a request
+/// for millions (a typo, or a hostile CreateTopics) is refused instead of exhausting the disk's
+/// inodes and the process's file descriptors.
+pub(crate) const MAX_TOPIC_PARTITIONS: u32 = 10_000;
 
 /// When appended data is forced to stable storage (fsync).
 ///
@@ -184,8 +188,8 @@ impl TopicConfig {
 
     pub(crate) fn validate(&self, topic: &str) -> Result<(), LogError> {
         let invalid = |reason: String| Err(LogError::InvalidTopicConfig { topic: topic.to_owned(), reason });
-        if self.partitions == 0 {
-            return invalid("partitions must be at least 1".to_owned());
+        if self.partitions == 0 || self.partitions > MAX_TOPIC_PARTITIONS {
+            return invalid(format!("partitions must be in 1..={MAX_TOPIC_PARTITIONS}, got {}", self.partitions));
         }
         if let Some(segment_bytes) = self.segment_bytes
             && (segment_bytes == 0 || segment_bytes > MAX_SEGMENT_BYTES)

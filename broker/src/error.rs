@@ -57,6 +57,18 @@ pub enum LogError {
         reason: &'static str,
     },
 
+    /// `create_partitions` asked for no more partitions than the topic has: partitions can only
+    /// be added.
+    #[error("topic {topic:?} has {existing} partitions: it can only grow, not to {requested}")]
+    PartitionsNotIncreased {
+        /// The topic.
+        topic: String,
+        /// Its partition count.
+        existing: u32,
+        /// The partition count asked for.
+        requested: u32,
+    },
+
     /// A topic config that cannot work (zero partitions, negative retention, ...).
     #[error("invalid config for topic {topic:?}: {reason}")]
     InvalidTopicConfig {
@@ -177,6 +189,7 @@ impl LogError {
             LogError::UnknownTopic { .. }
             | LogError::UnknownPartition { .. }
             | LogError::PartitionCountMismatch { .. }
+            | LogError::PartitionsNotIncreased { .. }
             | LogError::InvalidTopicName { .. }
             | LogError::InvalidGroupName { .. }
             | LogError::InvalidTopicConfig { .. }

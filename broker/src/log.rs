@@ -278,6 +278,49 @@ impl Log {
         Ok(())
     }
 
+    /// Grows a topic to `partitions` partitions (Kafka's CreatePartitions): the new ones start
+    /// empty; the existing ones and their data stay as they are. Keyed records written from now
+    /// on may land in other partitions than before, as in Kafka.
+    ///
+    /// The topic's metadata file is the commit point: a crash before it is rewritten leaves the
+    /// new partition directories without metadata, and opening the log removes them.
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::UnknownTopic`]; [`LogError::PartitionsNotIncreased`] when `partitions` is
+    /// not above the current count; [`LogError::InvalidTopicConfig`]; [`LogError::Io`].
+    pub fn create_partitions(&self, name: &str, partitions: u32) -> Result<(), LogError> {
+        let _admin = lock(&self.admin);
+        let topic = self.topic(name)?;
+        let existing = topic.partitions.len() as u32;
+        if partitions <= existing {
+            return Err(LogError::PartitionsNotIncreased { topic: name.to_owned(), existing, requested: partitions });
+        }
+        let mut config = read(&topic.config).clone();
+        config.partitions = partitions;
+        config.validate(name)?;
+        let topic_name: Arc<str> = name.into();
+        let segment_bytes = config.effective_segment_bytes(&self.config);
+        let mut all = topic.partitions.clone();
+        for partition in existing..partitions {
+            let dir = partition_dir(&self.topics_dir, name, partition);
+            // Leftovers of an interrupted growth of this topic, or of a deleted namesake.
+            remove_dir_if_exists(&dir)?;
+            all.push(Arc::new(Partition::open(
+                dir,
+                Arc::clone(&topic_name),
+                partition,
+                self.config.index_interval_bytes,
+                segment_bytes,
+            )?));
+        }
+        sync_dir(&self.topics_dir)?;
+        write_metadata(&self.topics_dir, name, &config)?;
+        tracing::info!(topic = name, from = existing, to = partitions, "added partitions");
+        write(&self.topics).insert(name.to_owned(), Arc::new(Topic { config: RwLock::new(config), partitions: all }));
+        Ok(())
+    }
+
     /// The topic's config, if the topic exists.
     pub fn topic_config(&self, name: &str) -> Option<TopicConfig> {
         let topic = read(&self.topics).get(name).cloned()?;

@@ -18,6 +18,7 @@ pub(super) fn log_error(error: &LogError) -> i16 {
         LogError::InvalidTopicName { .. } => ResponseError::InvalidTopicException,
         LogError::InvalidTopicConfig { .. } => ResponseError::InvalidConfig,
         LogError::PartitionCountMismatch { .. } => ResponseError::TopicAlreadyExists,
+        LogError::PartitionsNotIncreased { .. } => ResponseError::InvalidPartitions,
         LogError::InvalidGroupName { .. } => ResponseError::InvalidGroupId,
         LogError::InvalidOffset { .. } => ResponseError::InvalidCommitOffsetSize,
         LogError::InvalidBatch { source, .. } => match source {

@@ -9,8 +9,8 @@ use super::api_versions::{self, supported};
 use super::connection::Peer;
 use super::server::Context;
 use super::{
-    create_topics, delete_topics, describe_cluster, describe_configs, fetch, find_coordinator, group, init_producer_id,
-    list_offsets, metadata, offset_commit, offset_fetch, produce,
+    create_partitions, create_topics, delete_topics, describe_cluster, describe_configs, fetch, find_coordinator,
+    group, init_producer_id, list_offsets, metadata, offset_commit, offset_fetch, produce,
 };
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -115,6 +115,8 @@ pub(super) async fn dispatch(context: &Context, frame: Bytes, peer: &Peer) -> Re
         ApiKey::OffsetFetch => answer!(offset_fetch),
         ApiKey::CreateTopics => answer!(create_topics),
         ApiKey::DeleteTopics => answer!(delete_topics),
+        ApiKey::CreatePartitions => answer!(create_partitions),
+        ApiKey::DeleteGroups => answer!(group::delete),
         ApiKey::DescribeConfigs => answer!(describe_configs),
         ApiKey::DescribeCluster => answer!(describe_cluster),
         _ => Err(DispatchError::UnsupportedVersion { api_key, version }),

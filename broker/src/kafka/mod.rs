@@ -22,6 +22,7 @@ mod api_versions;
 mod codes;
 mod config;
 mod connection;
+mod create_partitions;
 mod create_topics;
 mod delete_topics;
 mod describe_cluster;

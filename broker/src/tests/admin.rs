@@ -112,3 +112,49 @@ fn a_second_open_of_the_same_directory_is_refused() {
     drop(log);
     open(dir.path(), never_flush());
 }
+
+#[test]
+fn create_partitions_adds_empty_partitions_that_survive_reopen_and_never_shrinks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let log = open(dir.path(), never_flush());
+        log.ensure_topic("t", TopicConfig { retention_ms: Some(60_000), ..TopicConfig::with_partitions(2) })
+            .expect("create");
+        log.append("t", 1, &records(0, 3, 8)).expect("append");
+        log.create_partitions("t", 4).expect("grow");
+        assert_eq!(log.topic_config("t").map(|config| config.partitions), Some(4));
+        assert_eq!(log.topic_config("t").and_then(|config| config.retention_ms), Some(60_000), "config kept");
+        assert_eq!(log.end_offset("t", 1).expect("end"), 3, "data of an old partition kept");
+        assert_eq!(log.end_offset("t", 3).expect("end"), 0, "a new partition starts empty");
+        log.append("t", 3, &records(3, 2, 8)).expect("append to a new partition");
+        for requested in [4, 3] {
+            let error = log.create_partitions("t", requested).expect_err("not a growth");
+            assert!(matches!(error, LogError::PartitionsNotIncreased { existing: 4, .. }), "{error:?}");
+        }
+        assert!(matches!(log.create_partitions("missing", 2), Err(LogError::UnknownTopic { .. })));
+        assert!(matches!(log.create_partitions("t", 1_000_000), Err(LogError::InvalidTopicConfig { .. })));
+    }
+    let log = open(dir.path(), never_flush());
+    assert_eq!(log.topic_config("t").map(|config| config.partitions), Some(4));
+    assert_eq!(read_all(&log, "t", 3).len(), 2);
+    assert_eq!(read_all(&log, "t", 1).len(), 3);
+}
+
+#[test]
+fn a_growth_interrupted_before_its_metadata_leaves_the_old_partition_count() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let log = open(dir.path(), never_flush());
+        log.ensure_topic("t", TopicConfig::with_partitions(1)).expect("create");
+        log.append("t", 0, &records(0, 1, 8)).expect("append");
+    }
+    // What a crash after creating a new partition's directory, before the metadata, leaves.
+    let orphan = crate::topic::partition_dir(&dir.path().join("topics"), "t", 1);
+    assert!(crate::topic::partition_dir(&dir.path().join("topics"), "t", 0).is_dir(), "the layout this test assumes");
+    std::fs::create_dir(&orphan).expect("orphan dir");
+    let log = open(dir.path(), never_flush());
+    assert_eq!(log.topic_config("t").map(|config| config.partitions), Some(1));
+    assert!(!orphan.exists(), "the orphan partition directory is removed on open");
+    log.create_partitions("t", 2).expect("grow");
+    assert_eq!(log.end_offset("t", 1).expect("end"), 0);
+}

@@ -1,6 +1,7 @@
 //! The group membership operations: translations onto the
 //! [`GroupCoordinator`](crate::coordinator::GroupCoordinator).
 
+pub(super) mod delete;
 pub(super) mod describe;
 pub(super) mod heartbeat;
 pub(super) mod join;
