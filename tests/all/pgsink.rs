@@ -156,6 +156,7 @@ async fn pgsink_upserts_deletes_evolves_and_sends_a_violating_record_to_the_dead
     produce(&worker, "events", &events).await;
     let log_sink = sink("events-pg", &postgres, json!({ "topics": "events", "auto.create": true, "batch.size": 64 }));
     worker.herder().create(log_sink.clone()).await.expect("create the insert sink");
+    wait_for_rows(&worker, &postgres, "SELECT to_regclass('events') IS NOT NULL", "t").await;
     wait_for_rows(&worker, &postgres, "SELECT count(*), count(DISTINCT n), sum(n) FROM events", "500|500|124750").await;
     let types = postgres.sql_in(
         "target",
@@ -428,4 +429,50 @@ fn pgsink_cdc_round_trip_under_pgbench_with_two_sigkills_matches_the_source_row_
         at_second.0,
         events.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgsink_is_fenced_off_when_another_instance_moved_its_offsets() {
+    let postgres = Postgres::start();
+    postgres.sql("CREATE DATABASE target");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = start_worker(dir.path()).await;
+    let numbers = |range: std::ops::Range<i64>| -> Vec<(Option<Value>, Option<Value>)> {
+        range.map(|n| (Some(json!({"n": n})), Some(json!({"n": n, "v": "first"})))).collect()
+    };
+    produce(&worker, "fenced", &numbers(0..5)).await;
+    let definition = sink(
+        "fenced-pg",
+        &postgres,
+        json!({ "topics": "fenced", "insert.mode": "upsert", "pk.mode": "record_key", "auto.create": true }),
+    );
+    worker.herder().create(definition).await.expect("create the sink");
+    wait_for_rows(&worker, &postgres, "SELECT to_regclass('fenced') IS NOT NULL", "t").await;
+    wait_for_rows(&worker, &postgres, "SELECT count(*) FROM fenced", "5").await;
+    // Another instance of the task (a zombie, say) wrote records 5..=7 and moved the offsets.
+    postgres.sql_in(
+        "target",
+        "INSERT INTO fenced VALUES (5, 'other'), (6, 'other'), (7, 'other'); \
+         UPDATE __weir_sink_offsets SET kafka_offset = 7 WHERE topic = 'fenced'",
+    );
+    let mut next = numbers(5..10);
+    for (_, value) in &mut next {
+        if let Some(value) = value {
+            value["v"] = json!("mine");
+        }
+    }
+    produce(&worker, "fenced", &next).await;
+    // This instance's compare-and-set expected 4: its transaction rolls back (WSK01), it reads
+    // the offsets again and writes only what the other did not.
+    wait_for_rows(
+        &worker,
+        &postgres,
+        "SELECT n, v FROM fenced WHERE n >= 5 ORDER BY n",
+        "5|other\n6|other\n7|other\n8|mine\n9|mine",
+    )
+    .await;
+    assert_eq!(postgres.sql_in("target", "SELECT kafka_offset FROM __weir_sink_offsets WHERE topic = 'fenced'"), "9");
+    let retries = worker.herder().statuses()[0].tasks[0].clone();
+    assert_eq!(retries.status.state, State::Running, "{retries:?}");
+    worker.shutdown().await;
 }
