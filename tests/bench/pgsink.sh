@@ -79,12 +79,13 @@ wait_for() { # description, command printing a number, target
     local deadline=$((SECONDS + 600))
     until [ "$(eval "$2")" -ge "$3" ]; do
         [ $SECONDS -lt $deadline ] || { echo "timed out waiting for $1" >&2; exit 1; }
+        kill -0 "$weir_pid" 2>/dev/null || { echo "weir exited while waiting for $1:" >&2; tail -5 "$dir"/*.err >&2; exit 1; }
         sleep 0.05
     done
 }
 
 # Load the topic (untimed): until file-source's records are all in the log.
-(cd "$dir" && "$weir" run load.yaml --data-dir data --progress-interval 1 > load.out 2> load.err) &
+(cd "$dir" && exec "$weir" run load.yaml --data-dir data --progress-interval 1 > load.out 2> load.err) &
 weir_pid=$!
 wait_for "the topic to be loaded" "(grep -o 'load in [0-9]*' '$dir/load.out' || echo 'load in 0') | tail -1 | awk '{print \$3}'" "$records"
 # SIGTERM: a clean stop, the appended records durable.
@@ -92,7 +93,7 @@ kill "$weir_pid"; wait "$weir_pid" 2>/dev/null || true; weir_pid=""
 
 count() { "${psql[@]}" -d target -c "SELECT count(*) FROM $1"; }
 start=$(date +%s.%N)
-(cd "$dir" && "$weir" run sink.yaml --data-dir data --progress-interval 0 > sink.out 2> sink.err) &
+(cd "$dir" && exec "$weir" run sink.yaml --data-dir data --progress-interval 0 > sink.out 2> sink.err) &
 weir_pid=$!
 wait_for "the sink to write every row" "count sunk" "$records"
 sink_seconds=$(echo "$(date +%s.%N) - $start" | bc -l)
