@@ -97,6 +97,8 @@ start=$(date +%s.%N)
 weir_pid=$!
 wait_for "the sink to write every row" "count sunk" "$records"
 sink_seconds=$(echo "$(date +%s.%N) - $start" | bc -l)
+# CPU seconds weir spent (user + system), to tell its share from the server's.
+weir_cpu=$(awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$weir_pid/stat")
 kill "$weir_pid"; wait "$weir_pid" 2>/dev/null || true; weir_pid=""
 
 start=$(date +%s.%N)
@@ -134,16 +136,16 @@ for table in sunk copied inserted staged_into; do
     [ "$(count $table)" = "$records" ] || { echo "$table holds $(count $table) rows, not $records" >&2; exit 1; }
 done
 echo "Postgres $("$bindir/postgres" --version | awk '{print $3}') on 127.0.0.1:$port; $(nproc) cores; $records records of ~$value_bytes B ($bytes B of JSON)"
-python3 - "$records" "$bytes" "$sink_seconds" "$copy_seconds" "$insert_seconds" "$staged_seconds" <<'EOF'
+python3 - "$records" "$bytes" "$sink_seconds" "$copy_seconds" "$insert_seconds" "$staged_seconds" "$weir_cpu" <<'EOF'
 import sys
 records, size = int(sys.argv[1]), int(sys.argv[2])
-sink, copy, insert, staged = map(float, sys.argv[3:7])
+sink, copy, insert, staged, weir_cpu = map(float, sys.argv[3:8])
 def line(name, seconds):
     print(f"{name:<58} {seconds:7.2f} s {records / seconds:10.0f} records/s {size / seconds / 1e6:7.1f} MB/s")
 line("postgres-sink (weir run, topic -> table)", sink)
 line("psql \\copy (CSV, one COPY)", copy)
 line("psql multi-row INSERT ... ON CONFLICT, 3000 rows/txn", insert)
 line("psql COPY into staging + INSERT ... SELECT ON CONFLICT", staged)
-print(f"ratio postgres-sink / psql COPY: {copy / sink:.2f} (target >= 0.8)")
+print(f"ratio postgres-sink / psql COPY: {copy / sink:.2f} (target >= 0.8); weir used {weir_cpu:.2f} CPU s of the sink's {sink:.2f} s")
 print(f"ratio multi-row INSERT / staged COPY (statement forms): {staged / insert:.2f}")
 EOF
