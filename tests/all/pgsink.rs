@@ -476,3 +476,40 @@ async fn pgsink_is_fenced_off_when_another_instance_moved_its_offsets() {
     assert_eq!(retries.status.state, State::Running, "{retries:?}");
     worker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgsink_update_mode_changes_existing_rows_only() {
+    let postgres = Postgres::start();
+    postgres.sql("CREATE DATABASE target");
+    postgres.sql_in(
+        "target",
+        "CREATE TABLE prices (sku text PRIMARY KEY, price numeric(8,2), tags text[]); \
+         INSERT INTO prices VALUES ('a', 1, '{x}'), ('b', 2, NULL)",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = start_worker(dir.path()).await;
+    produce(
+        &worker,
+        "prices",
+        &[
+            (None, Some(json!({"sku": "a", "price": "1.50", "tags": ["y", "z w"]}))),
+            (None, Some(json!({"sku": "c", "price": 3}))),
+            (None, Some(json!({"sku": "b", "price": 2.25}))),
+        ],
+    )
+    .await;
+    let definition = sink(
+        "prices-pg",
+        &postgres,
+        json!({ "topics": "prices", "insert.mode": "update", "pk.mode": "record_value", "pk.fields": "sku" }),
+    );
+    worker.herder().create(definition).await.expect("create the sink");
+    wait_for_rows(&worker, &postgres, "SELECT to_regclass('__weir_sink_offsets') IS NOT NULL", "t").await;
+    wait_for_rows(&worker, &postgres, "SELECT kafka_offset FROM __weir_sink_offsets", "2").await;
+    assert_eq!(
+        postgres.sql_in("target", "SELECT sku, price, tags FROM prices ORDER BY sku"),
+        "a|1.50|{y,\"z w\"}\nb|2.25|",
+        "a and b updated (b's tags untouched), no row for c"
+    );
+    worker.shutdown().await;
+}
