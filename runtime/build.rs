@@ -10,6 +10,7 @@ const PACKAGES: &[&str] = &[
     "weir-file-sink",
     "weir-blackhole",
     "weir-postgres-cdc",
+    "weir-postgres-sink",
     "weir-faulty",
     "weir-faulty-sink",
 ];

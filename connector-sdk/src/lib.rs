@@ -150,6 +150,7 @@ pub mod __bindings {
                 "weir:connector/log@0.1.0": weir_connector_sdk_bindings::weir::connector::log,
                 "weir:connector/offsets@0.1.0": weir_connector_sdk_bindings::weir::connector::offsets,
                 "weir:connector/state@0.1.0": weir_connector_sdk_bindings::weir::connector::state,
+                "weir:connector/postgres@0.1.0": weir_connector_sdk_bindings::weir::connector::postgres,
             },
         });
     }

@@ -1,4 +1,4 @@
-//! Postgres for source connectors: the guest side of the WIT `postgres` import.
+//! Postgres for connectors (sources and sinks): the guest side of the WIT `postgres` import.
 //!
 //! The host opens the connections (only to servers the manifest grants under
 //! `grants.postgres`), runs SQL, creates logical replication slots and streams their raw
@@ -99,7 +99,7 @@ pub enum WalEvent {
 #[cfg(target_arch = "wasm32")]
 mod imp {
     use super::{ConnectOptions, PgError, SlotCreated, WalEvent};
-    use crate::__bindings::source::weir::connector::postgres as wit;
+    use crate::__bindings::sink::weir::connector::postgres as wit;
 
     fn error(error: wit::PgError) -> PgError {
         match error {

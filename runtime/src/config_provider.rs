@@ -66,9 +66,16 @@ fn resolve_text(text: &str, secrets: &mut Vec<String>) -> Result<String, Provide
     let mut rest = text;
     while let Some(start) = rest.find("${") {
         let Some(length) = rest[start..].find('}') else { break };
-        out.push_str(&rest[..start]);
         let reference = &rest[start..start + length + 1];
         let inner = &reference[2..reference.len() - 1];
+        // Only `${provider:...}` is a reference (Kafka Connect's pattern has the colon too): a
+        // placeholder such as the Postgres sink's `${topic}` is the connector's, left as written.
+        if !inner.contains(':') {
+            out.push_str(&rest[..start + length + 1]);
+            rest = &rest[start + length + 1..];
+            continue;
+        }
+        out.push_str(&rest[..start]);
         let value = lookup(inner, reference)?;
         if !value.is_empty() {
             secrets.push(value.clone());
@@ -218,6 +225,28 @@ mod tests {
         assert_eq!(resolved["dsn"], "postgres://bob@host");
         assert_eq!(resolved["count"], 3);
         assert_eq!(scrub("bad value s3cret", &secrets), "bad value ***");
+    }
+
+    #[test]
+    fn placeholders_without_a_provider_are_left_as_written() {
+        let config = map(json!({
+            "table.name.format": "sink.${topic}_copy",
+            "both": "${topic}-${unknown:x}",
+            "open": "${topic",
+        }));
+        let (resolved, secrets) = resolve(&map(json!({
+            "table.name.format": "sink.${topic}_copy",
+            "open": "${topic",
+        })))
+        .unwrap();
+        assert_eq!(resolved["table.name.format"], "sink.${topic}_copy");
+        assert_eq!(resolved["open"], "${topic");
+        assert!(secrets.is_empty());
+        let error = resolve(&config).unwrap_err();
+        assert!(
+            matches!(&error, ProviderError::UnknownProvider { reference } if reference == "${unknown:x}"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod kafka;
 mod manifests;
 mod oracle;
 mod pg;
+mod pgsink;
 mod pipeline;
 mod plugins;
 mod rest;

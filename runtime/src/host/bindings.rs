@@ -24,6 +24,7 @@ pub(crate) mod sink_world {
             "weir:connector/log": super::source_world::weir::connector::log,
             "weir:connector/offsets": super::source_world::weir::connector::offsets,
             "weir:connector/state": super::source_world::weir::connector::state,
+            "weir:connector/postgres": super::source_world::weir::connector::postgres,
         },
     });
 }
