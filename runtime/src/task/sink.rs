@@ -20,6 +20,10 @@ use crate::transform::{self, Chain};
 
 /// How often a sink looks again for subscribed topics that do not exist yet.
 const MISSING_TOPIC_CHECK: Duration = Duration::from_millis(100);
+/// How often a sink looks for partitions added to its topics (Kafka consumers refresh their
+/// metadata every `metadata.max.age.ms`, 5 minutes; a topic lives in this process, so checking
+/// costs a map lookup per topic).
+const GROWN_TOPIC_CHECK: Duration = Duration::from_secs(2);
 
 /// Sink-loop settings.
 #[derive(Debug, Clone)]
@@ -38,6 +42,13 @@ pub(crate) struct SinkSettings {
 }
 
 /// One assigned partition and where the task is in it.
+/// A topic the sink reads, and how many of its partitions have been taken over (0: the topic
+/// does not exist yet).
+struct Subscribed {
+    topic: String,
+    partitions: u32,
+}
+
 struct Assigned {
     topic: String,
     partition: u32,
@@ -76,9 +87,10 @@ impl SinkTask {
     #[tracing::instrument(name = "sink_task", skip_all, fields(connector = %self.connector, task = self.task_id))]
     pub(crate) async fn run(mut self, cancel: CancellationToken) -> Result<(), TaskError> {
         let mut assigned = Vec::new();
-        let mut missing = self.topics.clone();
-        self.assign_new(&mut assigned, &mut missing).await?;
-        let result = self.run_loop(&mut assigned, &mut missing, &cancel).await;
+        let mut subscribed: Vec<Subscribed> =
+            self.topics.iter().map(|topic| Subscribed { topic: topic.clone(), partitions: 0 }).collect();
+        self.assign_new(&mut assigned, &mut subscribed).await?;
+        let result = self.run_loop(&mut assigned, &mut subscribed, &cancel).await;
         let result = match result {
             // A clean stop: make everything put durable and commit it, so a restart redoes nothing.
             Ok(()) => self.flush_and_commit(&mut assigned, &cancel).await,
@@ -88,44 +100,58 @@ impl SinkTask {
         result.and(closed)
     }
 
-    /// Take over this task's partitions of the topics in `missing` that exist now.
-    async fn assign_new(&mut self, assigned: &mut Vec<Assigned>, missing: &mut Vec<String>) -> Result<(), TaskError> {
-        let mut still_missing = Vec::new();
+    /// Take over this task's partitions that exist now and are not yet assigned: those of topics
+    /// that did not exist before, and those a topic grew by (CreatePartitions), as a Kafka
+    /// consumer's subscription picks them up.
+    async fn assign_new(
+        &mut self,
+        assigned: &mut Vec<Assigned>,
+        subscribed: &mut [Subscribed],
+    ) -> Result<(), TaskError> {
+        let mut grown = Vec::new();
+        for (index, subscription) in subscribed.iter().enumerate() {
+            let config = self.log.topic_config(&subscription.topic).await.map_err(TaskError::log("reading a topic"))?;
+            if let Some(config) = config.filter(|config| config.partitions > subscription.partitions) {
+                grown.push((index, config.partitions));
+            }
+        }
+        if grown.is_empty() {
+            return Ok(());
+        }
         let committed = self.log.group_offsets(&self.group).await.map_err(TaskError::log("reading group offsets"))?;
-        for topic in missing.drain(..) {
-            let Some(config) = self.log.topic_config(&topic).await.map_err(TaskError::log("reading a topic"))? else {
-                still_missing.push(topic);
-                continue;
-            };
-            for partition in
-                (0..config.partitions).filter(|partition| owner(&topic, *partition, self.task_count) == self.task_id)
+        for (index, partitions) in grown {
+            let subscription = &mut subscribed[index];
+            let topic = &subscription.topic;
+            for partition in (subscription.partitions..partitions)
+                .filter(|partition| owner(topic, *partition, self.task_count) == self.task_id)
             {
                 let start = self
                     .log
-                    .offset_range(&topic, partition)
+                    .offset_range(topic, partition)
                     .await
                     .map_err(TaskError::log("reading a partition's offsets"))?
                     .start;
                 let committed = committed
                     .iter()
-                    .find(|offset| offset.topic == topic && offset.partition == partition)
+                    .find(|offset| offset.topic == *topic && offset.partition == partition)
                     .map_or(start, |offset| offset.offset)
                     .max(start);
                 assigned.push(Assigned { topic: topic.clone(), partition, position: committed, committed });
             }
-            tracing::debug!(topic, "subscribed");
+            tracing::debug!(topic, from = subscription.partitions, to = partitions, "subscribed");
+            subscription.partitions = partitions;
         }
-        *missing = still_missing;
         Ok(())
     }
 
     async fn run_loop(
         &mut self,
         assigned: &mut Vec<Assigned>,
-        missing: &mut Vec<String>,
+        subscribed: &mut [Subscribed],
         cancel: &CancellationToken,
     ) -> Result<(), TaskError> {
         let mut last_flush = Instant::now();
+        let mut last_subscription_check = Instant::now();
         let mut dirty = false;
         let mut first = 0usize;
         // Size the next batch buffer like the last one, so steady state allocates once per batch.
@@ -148,10 +174,15 @@ impl SinkTask {
                 dirty = true;
                 continue;
             }
+            // New topics and partitions are looked for often while some topic is still missing,
+            // and every few seconds otherwise, busy or not.
+            let missing = subscribed.iter().any(|subscription| subscription.partitions == 0);
+            let check_every = if missing { MISSING_TOPIC_CHECK } else { GROWN_TOPIC_CHECK };
+            if last_subscription_check.elapsed() >= check_every {
+                self.assign_new(assigned, subscribed).await?;
+                last_subscription_check = Instant::now();
+            }
             if records == 0 {
-                if !missing.is_empty() {
-                    self.assign_new(assigned, missing).await?;
-                }
                 if dirty && last_flush.elapsed() >= self.settings.flush_interval {
                     self.flush_and_commit(assigned, cancel).await?;
                     dirty = false;
@@ -162,9 +193,7 @@ impl SinkTask {
                 } else {
                     Duration::from_secs(1)
                 };
-                if !missing.is_empty() {
-                    wait = wait.min(MISSING_TOPIC_CHECK);
-                }
+                wait = wait.min(check_every);
                 self.wait_for_data(assigned, wait, cancel).await?;
                 continue;
             }

@@ -86,14 +86,18 @@ impl DynSourceTask for Numbers {
 struct Fixture {
     _dir: tempfile::TempDir,
     embedded: Arc<dyn EventLog>,
+    /// The same log, for what only the broker itself can do (growing a topic).
+    broker: Arc<weir_broker::Log>,
     journal: Journal,
 }
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
-    let embedded: Arc<dyn EventLog> = Arc::new(EmbeddedLog::open(dir.path(), Default::default()).await.expect("log"));
+    let log = EmbeddedLog::open(dir.path(), Default::default()).await.expect("log");
+    let broker = log.broker().clone();
+    let embedded: Arc<dyn EventLog> = Arc::new(log);
     embedded.ensure_topic(TOPIC, TopicConfig::default()).await.expect("topic");
-    Fixture { _dir: dir, embedded, journal: Journal::default() }
+    Fixture { _dir: dir, embedded, broker, journal: Journal::default() }
 }
 
 fn settings() -> (RetryPolicy, ErrorHandling, Arc<Chain>) {
@@ -241,16 +245,50 @@ impl DynSinkTask for Recorder {
 }
 
 async fn fill(log: &dyn EventLog, count: u64) {
+    fill_partition(log, 0, count).await;
+}
+
+async fn fill_partition(log: &dyn EventLog, partition: u32, count: u64) {
     let records = (0..count)
         .map(|n| Record { key: None, value: Some(n.to_string().into()), headers: Vec::new(), timestamp: 0 })
         .collect();
-    log.append(Arc::from([PartitionBatch { topic: TOPIC.into(), partition: 0, records }]), Generation(1))
+    log.append(Arc::from([PartitionBatch { topic: TOPIC.into(), partition, records }]), Generation(1))
         .await
         .expect("fill");
 }
 
 /// Runs a sink until it committed `until` (or failed); returns its result.
 async fn run_sink(fixture: &Fixture, until: i64, fail_flush: Option<usize>) -> Result<(), TaskError> {
+    let (running, cancel) = start_sink(fixture, fail_flush);
+    wait_for_commit(fixture, &running, 0, until).await;
+    cancel.cancel();
+    running.await.expect("task joins")
+}
+
+/// Waits until the sink committed `until` on `partition`, or stopped.
+async fn wait_for_commit(
+    fixture: &Fixture,
+    running: &tokio::task::JoinHandle<Result<(), TaskError>>,
+    partition: u32,
+    until: i64,
+) {
+    let last = format!("{TOPIC}-{partition}@{until}");
+    // A commit of several partitions is one entry: `group commit t-0@10,t-1@5`.
+    let committed = |entry: &String| {
+        entry.strip_prefix("group commit ").is_some_and(|offsets| offsets.split(',').any(|offset| offset == last))
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !running.is_finished() && !entries(&fixture.journal).iter().any(committed) {
+        assert!(tokio::time::Instant::now() < deadline, "the sink stalled: {:?}", entries(&fixture.journal));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Starts a sink task over `TOPIC` whose `fail_flush`-th flush fails.
+fn start_sink(
+    fixture: &Fixture,
+    fail_flush: Option<usize>,
+) -> (tokio::task::JoinHandle<Result<(), TaskError>>, CancellationToken) {
     let log: Arc<dyn EventLog> =
         Arc::new(FaultyLog::new(fixture.embedded.clone(), Vec::new(), fixture.journal.clone()));
     let (retry, errors, transforms) = settings();
@@ -274,15 +312,7 @@ async fn run_sink(fixture: &Fixture, until: i64, fail_flush: Option<usize>) -> R
         },
     };
     let cancel = CancellationToken::new();
-    let running = tokio::spawn(task.run(cancel.clone()));
-    let last = format!("group commit {TOPIC}-0@{until}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !running.is_finished() && !entries(&fixture.journal).contains(&last) {
-        assert!(tokio::time::Instant::now() < deadline, "the sink stalled: {:?}", entries(&fixture.journal));
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    cancel.cancel();
-    running.await.expect("task joins")
+    (tokio::spawn(task.run(cancel.clone())), cancel)
 }
 
 /// Every group commit follows a flush that came after the last put before it.
@@ -323,6 +353,22 @@ async fn a_failed_flush_commits_nothing_and_the_restart_repeats_only_the_batch_i
     assert_commits_follow_flushes(&journal);
     let puts: Vec<&String> = journal.iter().filter(|entry| entry.starts_with("put ")).collect();
     assert_eq!(puts, ["put 0..=9", "put 10..=19", "put 10..=19", "put 20..=29"], "{journal:?}");
+}
+
+#[tokio::test]
+async fn a_running_sink_takes_over_partitions_added_to_its_topic() {
+    let fixture = fixture().await;
+    fill(&*fixture.embedded, BATCH).await;
+    let (running, cancel) = start_sink(&fixture, None);
+    wait_for_commit(&fixture, &running, 0, 10).await;
+    fixture.broker.create_partitions(TOPIC, 2).expect("grow the topic");
+    fill_partition(&*fixture.embedded, 1, 5).await;
+    wait_for_commit(&fixture, &running, 1, 5).await;
+    cancel.cancel();
+    running.await.expect("task joins").expect("the sink stops cleanly");
+    let committed = fixture.embedded.group_offsets("connect-sink").await.expect("group offsets");
+    let committed: Vec<(u32, i64)> = committed.iter().map(|offset| (offset.partition, offset.offset)).collect();
+    assert_eq!(committed, [(0, 10), (1, 5)]);
 }
 
 /// A million source commits (one record per poll, one offset record per commit) keep the
