@@ -128,7 +128,7 @@ impl Postgres {
         self.psql_raw_in("postgres", sql)
     }
 
-    fn psql_raw_in(&self, database: &str, sql: &str) -> Output {
+    pub(crate) fn psql_raw_in(&self, database: &str, sql: &str) -> Output {
         Command::new(self.bin.join("psql"))
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-d", database])
             .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql])

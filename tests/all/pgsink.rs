@@ -68,10 +68,17 @@ async fn produce(worker: &Worker, topic: &str, records: &[(Option<Value>, Option
 }
 
 /// Poll `query` in the target database until it returns `expected`; fail with the tasks' state.
+/// A query that fails (its table or a column the sink is to create not there yet) is polled
+/// again, as one that returns other rows.
 async fn wait_for_rows(worker: &Worker, postgres: &Postgres, query: &str, expected: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let found = postgres.sql_in("target", query);
+        let output = postgres.psql_raw_in("target", query);
+        let found = if output.status.success() {
+            String::from_utf8_lossy(&output.stdout).trim().to_owned()
+        } else {
+            format!("(query failed: {})", String::from_utf8_lossy(&output.stderr).trim())
+        };
         if found == expected {
             return;
         }
