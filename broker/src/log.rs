@@ -228,12 +228,27 @@ impl Log {
             }
             return Ok(());
         }
+        let partitions = self.create_partition_dirs(name, 0..config.partitions, &config)?;
+        write_metadata(&self.topics_dir, name, &config)?;
+        tracing::info!(topic = name, partitions = config.partitions, "created topic");
+        write(&self.topics).insert(name.to_owned(), Arc::new(Topic { config: RwLock::new(config), partitions }));
+        Ok(())
+    }
+
+    /// Creates the directories of partitions `range` of topic `name`, empty, and syncs the topics
+    /// directory; the caller then writes the topic's metadata, the commit point. Leftovers of an
+    /// interrupted create, growth or delete of a topic of the same name are removed first.
+    fn create_partition_dirs(
+        &self,
+        name: &str,
+        range: std::ops::Range<u32>,
+        config: &TopicConfig,
+    ) -> Result<Vec<Arc<Partition>>, LogError> {
         let topic_name: Arc<str> = name.into();
         let segment_bytes = config.effective_segment_bytes(&self.config);
-        let mut partitions = Vec::with_capacity(config.partitions as usize);
-        for partition in 0..config.partitions {
+        let mut partitions = Vec::with_capacity(range.len());
+        for partition in range {
             let dir = partition_dir(&self.topics_dir, name, partition);
-            // Leftovers of an interrupted create or delete of a topic of the same name.
             remove_dir_if_exists(&dir)?;
             partitions.push(Arc::new(Partition::open(
                 dir,
@@ -244,10 +259,7 @@ impl Log {
             )?));
         }
         sync_dir(&self.topics_dir)?;
-        write_metadata(&self.topics_dir, name, &config)?;
-        tracing::info!(topic = name, partitions = config.partitions, "created topic");
-        write(&self.topics).insert(name.to_owned(), Arc::new(Topic { config: RwLock::new(config), partitions }));
-        Ok(())
+        Ok(partitions)
     }
 
     /// Changes a topic's segment size, retention and cleanup policy. The partition count cannot
@@ -299,22 +311,8 @@ impl Log {
         let mut config = read(&topic.config).clone();
         config.partitions = partitions;
         config.validate(name)?;
-        let topic_name: Arc<str> = name.into();
-        let segment_bytes = config.effective_segment_bytes(&self.config);
         let mut all = topic.partitions.clone();
-        for partition in existing..partitions {
-            let dir = partition_dir(&self.topics_dir, name, partition);
-            // Leftovers of an interrupted growth of this topic, or of a deleted namesake.
-            remove_dir_if_exists(&dir)?;
-            all.push(Arc::new(Partition::open(
-                dir,
-                Arc::clone(&topic_name),
-                partition,
-                self.config.index_interval_bytes,
-                segment_bytes,
-            )?));
-        }
-        sync_dir(&self.topics_dir)?;
+        all.extend(self.create_partition_dirs(name, existing..partitions, &config)?);
         write_metadata(&self.topics_dir, name, &config)?;
         tracing::info!(topic = name, from = existing, to = partitions, "added partitions");
         write(&self.topics).insert(name.to_owned(), Arc::new(Topic { config: RwLock::new(config), partitions: all }));
