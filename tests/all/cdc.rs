@@ -78,10 +78,7 @@ async fn wait_for(worker: &Worker, topic: &str, count: usize) -> Vec<(Value, Val
             return records;
         }
         let snapshot = worker.herder().statuses();
-        let failed = snapshot
-            .iter()
-            .flat_map(|connector| connector.tasks.iter())
-            .find(|task| task.status.state == State::Failed);
+        let failed = crate::support::failed_task(worker);
         assert!(failed.is_none(), "the CDC task failed: {failed:?}");
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -285,12 +282,7 @@ async fn cdc_snapshot_seam_under_a_concurrent_writer_has_no_gap_and_no_duplicate
         if replay(&records) == expected {
             break records;
         }
-        let failed = worker
-            .herder()
-            .statuses()
-            .iter()
-            .flat_map(|connector| connector.tasks.clone())
-            .find(|task| task.status.state == State::Failed);
+        let failed = crate::support::failed_task(&worker);
         assert!(failed.is_none(), "the CDC task failed: {failed:?}");
         assert!(
             tokio::time::Instant::now() < deadline,

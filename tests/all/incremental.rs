@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 use tower::ServiceExt as _;
 use weir_runtime::Herder as _;
 use weir_runtime::manifest::ConnectorDefinition;
-use weir_runtime::task::State;
 use weir_runtime::{Worker, WorkerConfig};
 
 use crate::cdc::{definition, read_log, replay, table_rows};
@@ -58,12 +57,7 @@ async fn wait_for<T: std::fmt::Debug>(
         if done {
             return observed;
         }
-        let failed = worker
-            .herder()
-            .statuses()
-            .iter()
-            .flat_map(|connector| connector.tasks.clone())
-            .find(|task| task.status.state == State::Failed);
+        let failed = crate::support::failed_task(worker);
         assert!(failed.is_none(), "the CDC task failed while waiting for {what}: {failed:?}");
         assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}; last observed: {observed:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -83,10 +83,7 @@ async fn wait_for_rows(worker: &Worker, postgres: &Postgres, query: &str, expect
             return;
         }
         let statuses = worker.herder().statuses();
-        let failed = statuses
-            .iter()
-            .flat_map(|connector| connector.tasks.iter())
-            .find(|task| task.status.state == State::Failed);
+        let failed = crate::support::failed_task(worker);
         assert!(failed.is_none(), "a sink task failed: {failed:?}");
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -251,11 +248,7 @@ async fn pgsink_refuses_a_database_the_manifest_does_not_grant() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let statuses = worker.herder().statuses();
-        let failed = statuses
-            .iter()
-            .flat_map(|connector| connector.tasks.iter())
-            .find(|task| task.status.state == State::Failed)
-            .and_then(|task| task.status.trace.clone());
+        let failed = crate::support::failed_task(&worker).and_then(|task| task.status.trace);
         if let Some(trace) = failed {
             assert!(trace.contains("grants no Postgres connection"), "{trace}");
             break;

@@ -194,3 +194,14 @@ pub(crate) async fn read_partition(
 pub(crate) async fn end_offset(log: &dyn weir_runtime::log::EventLog, topic: &str, partition: u32) -> i64 {
     log.offset_range(topic, partition).await.map_or(0, |range| range.end)
 }
+
+/// The first failed task of any connector of `worker`, if one has failed.
+pub(crate) fn failed_task(worker: &weir_runtime::Worker) -> Option<weir_runtime::herder::TaskSnapshot> {
+    use weir_runtime::Herder as _;
+    worker
+        .herder()
+        .statuses()
+        .into_iter()
+        .flat_map(|connector| connector.tasks)
+        .find(|task| task.status.state == weir_runtime::task::State::Failed)
+}
