@@ -11,6 +11,7 @@ const PACKAGES: &[&str] = &[
     "weir-blackhole",
     "weir-postgres-cdc",
     "weir-postgres-sink",
+    "weir-http-sink",
     "weir-faulty",
     "weir-faulty-sink",
 ];

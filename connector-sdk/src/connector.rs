@@ -2,7 +2,7 @@
 
 use crate::batch::{SinkRecordRef, SourceBatchWriter};
 use crate::host::TaskContext;
-use crate::types::{ConnectorError, FieldError, RecordFailure, SourceOffset};
+use crate::types::{ConnectorError, FieldError, OffsetFailure, RecordFailure, SourceOffset};
 
 /// What a connector plugin is and how its work splits into tasks.
 ///
@@ -118,6 +118,14 @@ pub trait Sink: Connector + Sized {
     /// The runtime does not commit offsets; retriable errors are retried.
     fn flush(&mut self) -> Result<(), ConnectorError> {
         Ok(())
+    }
+
+    /// The records found failed since the last call that [`Sink::put`] did not report (a sink
+    /// that buffers across puts learns of a failure only when it sends). Called after each
+    /// successful [`Sink::flush`]; the runtime handles them as `put`'s failures (dead-letter
+    /// topic, `errors.tolerance`) before it commits the offsets that cover them.
+    fn take_failures(&mut self) -> Vec<OffsetFailure> {
+        Vec::new()
     }
 
     /// The task is stopping; the runtime has flushed first. Release resources.

@@ -9,7 +9,7 @@ use crate::batch::{BatchError, SinkBatchReader, SourceBatchWriter};
 use crate::config;
 use crate::connector::{Connector, Sink, Source};
 use crate::host::{Host, TaskContext};
-use crate::types::{ConnectorError, FieldError, Kind, RecordFailure, SourceOffset, Spec};
+use crate::types::{ConnectorError, FieldError, Kind, OffsetFailure, RecordFailure, SourceOffset, Spec};
 
 /// The WIT `connector` interface, object-safe.
 pub trait DynConnector: Send + Sync {
@@ -63,9 +63,11 @@ pub trait DynSinkTask: Send {
     /// reports a failure for an index outside the batch.
     fn put(&mut self, batch: &[u8]) -> Result<Vec<RecordFailure>, ConnectorError>;
 
+    /// Flush, then the records found failed since the last flush that `put` did not report.
+    ///
     /// # Errors
     /// The connector's error.
-    fn flush(&mut self) -> Result<(), ConnectorError>;
+    fn flush(&mut self) -> Result<Vec<OffsetFailure>, ConnectorError>;
 
     /// # Errors
     /// The connector's error.
@@ -250,8 +252,9 @@ impl<S: Sink> SinkTaskGlue<S> {
         Ok(failures)
     }
 
-    pub(crate) fn flush(&mut self) -> Result<(), ConnectorError> {
-        self.sink.flush()
+    pub(crate) fn flush(&mut self) -> Result<Vec<OffsetFailure>, ConnectorError> {
+        self.sink.flush()?;
+        Ok(self.sink.take_failures())
     }
 
     pub(crate) fn close(&mut self) -> Result<(), ConnectorError> {
@@ -270,7 +273,7 @@ impl<S: Sink + Send> DynSinkTask for SinkTaskGlue<S> {
         SinkTaskGlue::put(self, batch)
     }
 
-    fn flush(&mut self) -> Result<(), ConnectorError> {
+    fn flush(&mut self) -> Result<Vec<OffsetFailure>, ConnectorError> {
         SinkTaskGlue::flush(self)
     }
 
@@ -382,7 +385,7 @@ mod tests {
                     Some(b"lie") => 1000,
                     _ => continue,
                 };
-                failures.push(RecordFailure { index, error: ConnectorError::fatal("bad value") });
+                failures.push(RecordFailure::new(index, ConnectorError::fatal("bad value")));
             }
             self.context.host().state_set("seen", seen.join("\n").as_bytes());
             Ok(failures)
@@ -485,7 +488,7 @@ mod tests {
         batch.push("in", 2, 41, 1001, None, Some(b"bad"), std::iter::empty());
         batch.push("in", 3, 7, 1002, None, None, std::iter::empty());
         let failures = task.put(&batch.finish()).unwrap();
-        assert_eq!(failures, vec![RecordFailure { index: 1, error: ConnectorError::fatal("bad value") }]);
+        assert_eq!(failures, vec![RecordFailure::new(1, ConnectorError::fatal("bad value"))]);
         let seen = String::from_utf8(host.state("seen").unwrap()).unwrap();
         assert_eq!(
             seen.lines().collect::<Vec<_>>(),

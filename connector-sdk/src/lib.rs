@@ -107,6 +107,7 @@ mod connector;
 mod export;
 mod glue;
 mod host;
+pub mod http;
 pub mod native;
 pub mod postgres;
 mod types;
@@ -125,7 +126,7 @@ pub use connector::{Connector, Sink, Source};
 pub use export::{__assert_sink, __assert_source};
 pub use glue::{DynConnector, DynSinkTask, DynSourceTask};
 pub use host::{Host, Level, TaskContext};
-pub use types::{ConnectorError, FieldError, Kind, RecordFailure, SourceOffset, Spec};
+pub use types::{ConnectorError, FieldError, Kind, OffsetFailure, RecordFailure, SourceOffset, Spec};
 
 /// The generated WIT bindings, used by the export macros. Not part of the API.
 #[cfg(target_arch = "wasm32")]
@@ -151,6 +152,7 @@ pub mod __bindings {
                 "weir:connector/offsets@0.1.0": weir_connector_sdk_bindings::weir::connector::offsets,
                 "weir:connector/state@0.1.0": weir_connector_sdk_bindings::weir::connector::state,
                 "weir:connector/postgres@0.1.0": weir_connector_sdk_bindings::weir::connector::postgres,
+                "weir:connector/http@0.1.0": weir_connector_sdk_bindings::weir::connector::http,
             },
         });
     }

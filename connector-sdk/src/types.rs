@@ -137,6 +137,36 @@ pub struct SourceOffset {
 pub struct RecordFailure {
     pub index: u32,
     pub error: ConnectorError,
+    /// Extra headers (name, value) for the record's dead-letter copy, e.g.
+    /// `__connect.errors.http.status`.
+    pub context: Vec<(String, String)>,
+}
+
+impl RecordFailure {
+    pub fn new(index: u32, error: ConnectorError) -> Self {
+        Self { index, error, context: Vec::new() }
+    }
+
+    /// Add a header to the record's dead-letter copy.
+    #[must_use]
+    pub fn with_context(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.context.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// A record the sink found it could not write after the `put` that handed it over (a batch it
+/// buffered across puts and sent later), named by where it is in the log: returned from
+/// [`crate::Sink::take_failures`], the runtime reads it back from the log for the dead-letter
+/// topic before it commits the offsets that cover it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetFailure {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub error: ConnectorError,
+    /// Extra headers (name, value) for the record's dead-letter copy.
+    pub context: Vec<(String, String)>,
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use crate::__bindings::{sink as sink_world, source as source_world};
 use crate::connector::{Sink, Source};
 use crate::glue::{self, SinkTaskGlue, SourceTaskGlue};
 use crate::host::{Host, Level};
-use crate::types::{ConnectorError, FieldError, Kind, RecordFailure, SourceOffset, Spec};
+use crate::types::{ConnectorError, FieldError, Kind, OffsetFailure, RecordFailure, SourceOffset, Spec};
 
 use sink_world::weir::connector::{log as wit_log, offsets as wit_offsets, state as wit_state, types as wit};
 
@@ -83,7 +83,24 @@ fn to_wit_field_errors(errors: Vec<FieldError>) -> Vec<wit::FieldError> {
 fn to_wit_failures(failures: Vec<RecordFailure>) -> Vec<wit::RecordFailure> {
     failures
         .into_iter()
-        .map(|failure| wit::RecordFailure { index: failure.index, error: to_wit_error(failure.error) })
+        .map(|failure| wit::RecordFailure {
+            index: failure.index,
+            error: to_wit_error(failure.error),
+            context: failure.context,
+        })
+        .collect()
+}
+
+fn to_wit_offset_failures(failures: Vec<OffsetFailure>) -> Vec<wit::OffsetFailure> {
+    failures
+        .into_iter()
+        .map(|failure| wit::OffsetFailure {
+            topic: failure.topic,
+            partition: failure.partition,
+            offset: failure.offset,
+            error: to_wit_error(failure.error),
+            context: failure.context,
+        })
         .collect()
 }
 
@@ -217,9 +234,9 @@ impl<S: Sink + 'static> sink_world::exports::weir::connector::sink::GuestSinkTas
         task.put(&records).map(to_wit_failures).map_err(to_wit_error)
     }
 
-    fn flush(&self) -> Result<(), wit::ConnectorError> {
+    fn flush(&self) -> Result<Vec<wit::OffsetFailure>, wit::ConnectorError> {
         let mut task = self.task.try_borrow_mut().map_err(|_| busy())?;
-        task.flush().map_err(to_wit_error)
+        task.flush().map(to_wit_offset_failures).map_err(to_wit_error)
     }
 
     fn close(&self) -> Result<(), wit::ConnectorError> {

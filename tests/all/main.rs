@@ -4,6 +4,7 @@
 mod cdc;
 mod containment;
 mod errors;
+mod http_sink;
 mod incremental;
 mod kafka;
 mod manifests;

@@ -1,5 +1,5 @@
 //! Generated bindings for the `sink-connector` world and for the interfaces both worlds share
-//! (`types`, `log`, `offsets`, `state`, `postgres`). An implementation detail of `weir-connector-sdk`: use
+//! (`types`, `log`, `offsets`, `state`, `postgres`, `http`). An implementation detail of `weir-connector-sdk`: use
 //! that crate, never this one.
 //!
 //! Why a separate crate: wit-bindgen names the export macro of an exported interface after the

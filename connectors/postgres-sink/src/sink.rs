@@ -273,9 +273,8 @@ impl Sink for PostgresSink {
 fn report(failures: BTreeMap<usize, String>) -> Vec<RecordFailure> {
     failures
         .into_iter()
-        .map(|(index, message)| RecordFailure {
-            index: u32::try_from(index).unwrap_or(u32::MAX),
-            error: ConnectorError::Fatal(message),
+        .map(|(index, message)| {
+            RecordFailure::new(u32::try_from(index).unwrap_or(u32::MAX), ConnectorError::Fatal(message))
         })
         .collect()
 }

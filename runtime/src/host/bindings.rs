@@ -9,7 +9,11 @@ pub(crate) mod source_world {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "source-connector",
-        imports: { "weir:connector/postgres": async, "weir:connector/state": async },
+        imports: {
+            "weir:connector/postgres": async,
+            "weir:connector/state": async,
+            "weir:connector/http": async,
+        },
         exports: { default: async },
     });
 }
@@ -25,10 +29,11 @@ pub(crate) mod sink_world {
             "weir:connector/offsets": super::source_world::weir::connector::offsets,
             "weir:connector/state": super::source_world::weir::connector::state,
             "weir:connector/postgres": super::source_world::weir::connector::postgres,
+            "weir:connector/http": super::source_world::weir::connector::http,
         },
     });
 }
 
 pub(crate) use sink_world::SinkConnectorPre;
 pub(crate) use source_world::SourceConnectorPre;
-pub(crate) use source_world::weir::connector::{log, offsets, postgres, state, types};
+pub(crate) use source_world::weir::connector::{http, log, offsets, postgres, state, types};

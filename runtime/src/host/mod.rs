@@ -1,9 +1,10 @@
 //! The wasmtime host: the engine, the generated bindings, the per-task store, and the host
-//! side of the imports (`log`, `offsets`, `state`, `postgres`).
+//! side of the imports (`log`, `offsets`, `state`, `postgres`, `http`).
 
 pub(crate) mod bindings;
 mod engine;
 mod error;
+mod http;
 mod postgres;
 mod state;
 mod task;

@@ -9,6 +9,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{log, offsets, state, types};
+use super::http::HttpClient;
 use super::postgres::PostgresSessions;
 use crate::log::Generation;
 use crate::state_store::StateStore;
@@ -33,6 +34,8 @@ pub(crate) struct TaskState {
     pub(crate) deadline_hit: bool,
     /// The `postgres` import's sessions, limited to the granted servers.
     pub(crate) postgres: PostgresSessions,
+    /// The `http` import's client, limited to the granted origins.
+    pub(crate) http: HttpClient,
     /// The task's counters, where `log.gauge` lands.
     pub(crate) metrics: Arc<TaskMetrics>,
     /// The generation of the task's assignment, carried by its `state` writes.
@@ -71,6 +74,7 @@ impl TaskState {
             call_timeout,
             deadline_hit: false,
             postgres: PostgresSessions::default(),
+            http: HttpClient::default(),
             metrics: Arc::default(),
             generation: Generation::default(),
         }

@@ -9,7 +9,7 @@ use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::filesystem::FsPerms;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use weir_connector_sdk::{RecordFailure, SourceOffset};
+use weir_connector_sdk::{OffsetFailure, RecordFailure, SourceOffset};
 
 use super::bindings::sink_world::SinkConnector;
 use super::bindings::source_world::SourceConnector;
@@ -105,6 +105,7 @@ pub(crate) fn new_store(engine: &WasmEngine, setup: &TaskSetup) -> Result<Store<
     });
     store.set_epoch_deadline(1);
     store.data_mut().postgres = super::postgres::PostgresSessions::new(setup.grants.postgres.clone());
+    store.data_mut().http = super::http::HttpClient::new(setup.grants.http.clone());
     store.data_mut().metrics = setup.metrics.clone();
     store.data_mut().generation = setup.generation;
     store.data_mut().committed = setup
@@ -237,14 +238,28 @@ impl WasmSinkTask {
         let failures = call!(self, "put", task.call_put(&mut self.store, resource, batch))?;
         Ok(failures
             .into_iter()
-            .map(|failure| RecordFailure { index: failure.index, error: from_wit_error(failure.error) })
+            .map(|failure| RecordFailure {
+                index: failure.index,
+                error: from_wit_error(failure.error),
+                context: failure.context,
+            })
             .collect())
     }
 
-    pub(crate) async fn flush(&mut self) -> Result<(), TaskError> {
+    pub(crate) async fn flush(&mut self) -> Result<Vec<OffsetFailure>, TaskError> {
         let resource = self.resource;
         let task = self.bindings.weir_connector_sink().sink_task();
-        call!(self, "flush", task.call_flush(&mut self.store, resource))
+        let failures = call!(self, "flush", task.call_flush(&mut self.store, resource))?;
+        Ok(failures
+            .into_iter()
+            .map(|failure| OffsetFailure {
+                topic: failure.topic,
+                partition: failure.partition,
+                offset: failure.offset,
+                error: from_wit_error(failure.error),
+                context: failure.context,
+            })
+            .collect())
     }
 
     pub(crate) async fn close(&mut self) -> Result<(), TaskError> {

@@ -170,6 +170,71 @@ pub struct Grants {
     /// import. Credentials stay in the connector's config; the grant only says where.
     #[serde(default)]
     pub postgres: Vec<PostgresGrant>,
+    /// Origins (scheme, host, port) the component may send requests to through the `http`
+    /// import. Redirects are followed only within them.
+    #[serde(default)]
+    pub http: Vec<HttpGrant>,
+}
+
+/// One origin a component may reach over HTTP, written as a URL without a path:
+///
+/// ```yaml
+/// grants:
+///   http:
+///     - https://api.example.com          # port 443
+///     - http://127.0.0.1:8080
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HttpGrant {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Lowercase; exact match (no name resolution, so `localhost` and `127.0.0.1` are two grants).
+    pub host: String,
+    pub port: u16,
+}
+
+impl HttpGrant {
+    /// Whether a request to `scheme://host:port` is within this grant.
+    pub fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
+        self.scheme == scheme && self.host.eq_ignore_ascii_case(host) && self.port == port
+    }
+}
+
+impl TryFrom<String> for HttpGrant {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let shape = || format!("`{text}` is not an origin: write `http://host[:port]` or `https://host[:port]`");
+        let (scheme, rest) = text.split_once("://").ok_or_else(shape)?;
+        let scheme = scheme.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "http" => 80,
+            "https" => 443,
+            _ => return Err(format!("`{text}`: the scheme must be http or https")),
+        };
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
+            return Err(format!("{}: an origin has no path, query or user part", shape()));
+        }
+        // `[::1]:8080`: the port follows the bracket.
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') => {
+                (host, port.parse::<u16>().map_err(|_| format!("`{text}`: `{port}` is not a port"))?)
+            }
+            _ => (authority, default_port),
+        };
+        if host.is_empty() {
+            return Err(shape());
+        }
+        Ok(Self { scheme, host: host.to_ascii_lowercase(), port })
+    }
+}
+
+impl From<HttpGrant> for String {
+    fn from(grant: HttpGrant) -> String {
+        format!("{}://{}:{}", grant.scheme, grant.host, grant.port)
+    }
 }
 
 /// One Postgres database a component may connect to.
@@ -344,5 +409,23 @@ mod tests {
             let invalid = check_definition(&definition).expect_err(field);
             assert_eq!(invalid.field, field, "{invalid}");
         }
+    }
+
+    #[test]
+    fn http_grants_are_origins() {
+        let grant = |text: &str| HttpGrant::try_from(text.to_owned());
+        assert_eq!(
+            grant("https://API.example.com").unwrap(),
+            HttpGrant { scheme: "https".into(), host: "api.example.com".into(), port: 443 }
+        );
+        assert_eq!(grant("http://127.0.0.1:8080/").unwrap().port, 8080);
+        assert_eq!(grant("http://[::1]:9000").unwrap().host, "[::1]");
+        for bad in ["ftp://x", "example.com", "http://x/path", "http://x:port", "http://user@x", "http://"] {
+            assert!(grant(bad).is_err(), "{bad}");
+        }
+        let yaml: Grants = serde_yaml_ng::from_str("http: [\"http://localhost:1234\"]").unwrap();
+        assert!(yaml.http[0].allows("http", "LOCALHOST", 1234));
+        assert!(!yaml.http[0].allows("https", "localhost", 1234));
+        assert_eq!(serde_json::to_string(&yaml.http).unwrap(), "[\"http://localhost:1234\"]");
     }
 }

@@ -31,8 +31,8 @@ mod file;
 mod flat;
 
 pub use definition::{
-    Access, ConnectorDefinition, DEFAULT_CALL_TIMEOUT_MS, DEFAULT_MEMORY_BYTES, FilesystemGrant, Grants, Limits,
-    PostgresGrant, Tolerance,
+    Access, ConnectorDefinition, DEFAULT_CALL_TIMEOUT_MS, DEFAULT_MEMORY_BYTES, FilesystemGrant, Grants, HttpGrant,
+    Limits, PostgresGrant, Tolerance,
 };
 pub use file::{ManifestError, ManifestFile, line_of_key_in};
 pub use flat::flat_keys;

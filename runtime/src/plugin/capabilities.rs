@@ -26,6 +26,7 @@ fn need_of(interface: &str) -> Option<Need> {
     let unversioned = interface.split('@').next().unwrap_or(interface);
     match unversioned {
         "weir:connector/postgres" => Some(Need::Grant("postgres", |grants| !grants.postgres.is_empty())),
+        "weir:connector/http" => Some(Need::Grant("http", |grants| !grants.http.is_empty())),
         "wasi:filesystem/preopens" => Some(Need::Grant("filesystem", |grants| !grants.filesystem.is_empty())),
         _ if unversioned.starts_with("wasi:sockets/") || unversioned.starts_with("wasi:http/") => Some(Need::Never),
         _ => None,
@@ -50,7 +51,7 @@ pub(crate) fn ungranted(imports: &[String], grants: &Grants) -> Vec<FieldError> 
                 "connector.class",
                 format!(
                     "the component imports `{interface}`, which weir never grants (components reach the network \
-                     only through host capabilities such as `postgres`)"
+                     only through host capabilities such as `postgres` and `http`)"
                 ),
             )),
         })

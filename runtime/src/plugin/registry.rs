@@ -22,6 +22,7 @@ pub const BUILTIN_COMPONENTS: &[(&str, &[u8])] = &[
     ("blackhole", include_bytes!(concat!(env!("WEIR_COMPONENTS_DIR"), "/weir_blackhole.wasm"))),
     ("postgres-cdc", include_bytes!(concat!(env!("WEIR_COMPONENTS_DIR"), "/weir_postgres_cdc.wasm"))),
     ("postgres-sink", include_bytes!(concat!(env!("WEIR_COMPONENTS_DIR"), "/weir_postgres_sink.wasm"))),
+    ("http-sink", include_bytes!(concat!(env!("WEIR_COMPONENTS_DIR"), "/weir_http_sink.wasm"))),
 ];
 
 /// Opens a natively compiled source task.

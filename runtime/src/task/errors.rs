@@ -72,8 +72,9 @@ pub(crate) struct FailedRecord {
     pub(crate) error: ConnectorError,
     /// Where in the pipeline it failed.
     pub(crate) stage: Stage,
-    /// Extra context headers (e.g. a source record's source partition and position).
-    pub(crate) context: Vec<(&'static str, Vec<u8>)>,
+    /// Extra context headers (e.g. a source record's source partition and position, or what a
+    /// sink reported with the failure, such as an HTTP status).
+    pub(crate) context: Vec<(String, Vec<u8>)>,
 }
 
 impl FailedRecord {
@@ -172,8 +173,8 @@ pub(crate) async fn handle_failures(
                 context("__connect.errors.stage", failure.stage.as_str().to_owned());
                 context("__connect.errors.class.name", error_class(&failure.error).to_owned());
                 context("__connect.errors.exception.message", failure.error.to_string());
-                for (name, value) in &failure.context {
-                    headers.push(((*name).to_owned(), Some(Bytes::from(value.clone()))));
+                for (name, value) in failure.context {
+                    headers.push((name, Some(Bytes::from(value))));
                 }
             }
             Record { key: failure.key, value: failure.value, headers, timestamp: now }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use weir_connector_sdk::{DynSinkTask, DynSourceTask, Host, Level, RecordFailure, SourceOffset};
+use weir_connector_sdk::{DynSinkTask, DynSourceTask, Host, Level, OffsetFailure, RecordFailure, SourceOffset};
 
 use crate::host::{TaskError, TaskSetup, WasmSinkTask, WasmSourceTask};
 use crate::log::Generation;
@@ -112,7 +112,7 @@ impl SinkHandle {
         }
     }
 
-    pub(crate) async fn flush(&mut self) -> Result<(), TaskError> {
+    pub(crate) async fn flush(&mut self) -> Result<Vec<OffsetFailure>, TaskError> {
         match self {
             Self::Wasm(task) => task.flush().await,
             Self::Native(task) => task.0.flush().map_err(TaskError::Connector),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
+use weir_connector_sdk::OffsetFailure;
 use weir_connector_sdk::batch::{SinkBatchReader, SinkBatchWriter, SinkRecordRef};
 
 use super::errors::{ErrorHandling, FailedRecord, Stage, handle_failures};
@@ -73,6 +74,11 @@ pub(crate) struct SinkTask {
     /// How many tasks share the topics' partitions.
     pub(crate) task_count: u32,
     pub(crate) settings: SinkSettings,
+}
+
+/// A sink's context headers for a failed record's dead-letter copy.
+fn context_of(pairs: Vec<(String, String)>) -> Vec<(String, Vec<u8>)> {
+    pairs.into_iter().map(|(name, value)| (name, value.into_bytes())).collect()
 }
 
 /// Which task owns a partition: spread round-robin within a topic, starting at a per-topic
@@ -326,37 +332,81 @@ impl SinkTask {
         };
         let failed = failures
             .into_iter()
-            .map(|failure| match records.get(failure.index as usize) {
-                Some(record) => FailedRecord {
-                    topic: record.topic.to_owned(),
-                    partition: Some(record.partition),
-                    offset: Some(record.offset),
-                    key: record.key.map(Bytes::copy_from_slice),
-                    value: record.value.map(Bytes::copy_from_slice),
-                    headers: record
-                        .headers
-                        .iter()
-                        .map(|(name, value)| (name.to_owned(), value.map(Bytes::copy_from_slice)))
-                        .collect(),
-                    error: failure.error,
-                    stage: Stage::TaskPut,
-                    context: Vec::new(),
-                },
-                None => FailedRecord {
-                    topic: format!("record #{} of the batch", failure.index),
-                    partition: None,
-                    offset: None,
-                    key: None,
-                    value: None,
-                    headers: Vec::new(),
-                    error: failure.error,
-                    stage: Stage::TaskPut,
-                    context: Vec::new(),
-                },
+            .map(|failure| {
+                let context = context_of(failure.context);
+                match records.get(failure.index as usize) {
+                    Some(record) => FailedRecord {
+                        topic: record.topic.to_owned(),
+                        partition: Some(record.partition),
+                        offset: Some(record.offset),
+                        key: record.key.map(Bytes::copy_from_slice),
+                        value: record.value.map(Bytes::copy_from_slice),
+                        headers: record
+                            .headers
+                            .iter()
+                            .map(|(name, value)| (name.to_owned(), value.map(Bytes::copy_from_slice)))
+                            .collect(),
+                        error: failure.error,
+                        stage: Stage::TaskPut,
+                        context,
+                    },
+                    None => FailedRecord {
+                        topic: format!("record #{} of the batch", failure.index),
+                        partition: None,
+                        offset: None,
+                        key: None,
+                        value: None,
+                        headers: Vec::new(),
+                        error: failure.error,
+                        stage: Stage::TaskPut,
+                        context,
+                    },
+                }
             })
             .collect();
         self.dead_letters(failed).await?;
         Ok(true)
+    }
+
+    /// The records the sink reported failed from `flush` (found when it sent what it had
+    /// buffered), read back from the log as they were consumed, as Kafka Connect's dead-letter
+    /// queue writes the consumed record. One a transform renamed the topic of cannot be found
+    /// there; its dead-letter copy then carries only the error and the context headers.
+    async fn flush_failures(&mut self, failures: Vec<OffsetFailure>) -> Result<(), TaskError> {
+        self.metrics.errors.fetch_add(failures.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let mut failed = Vec::with_capacity(failures.len());
+        for failure in failures {
+            let stored = match u32::try_from(failure.partition) {
+                Ok(partition) => self
+                    .log
+                    .fetch(
+                        vec![FetchRequest { topic: failure.topic.clone(), partition, from: failure.offset }],
+                        self.settings.max_read_bytes,
+                        1,
+                    )
+                    .await
+                    .ok()
+                    .and_then(|parts| parts.into_iter().next())
+                    .and_then(|part| part.records.into_iter().find(|record| record.offset == failure.offset)),
+                Err(_) => None,
+            };
+            let (key, value, headers) = match stored {
+                Some(record) => (record.key, record.value, record.headers),
+                None => (None, None, Vec::new()),
+            };
+            failed.push(FailedRecord {
+                topic: failure.topic,
+                partition: Some(failure.partition),
+                offset: Some(failure.offset),
+                key,
+                value,
+                headers,
+                error: failure.error,
+                stage: Stage::TaskPut,
+                context: context_of(failure.context),
+            });
+        }
+        self.dead_letters(failed).await
     }
 
     async fn dead_letters(&mut self, failed: Vec<FailedRecord>) -> Result<(), TaskError> {
@@ -374,9 +424,13 @@ impl SinkTask {
         if assigned.iter().all(|slot| slot.position == slot.committed) {
             return Ok(());
         }
-        let flushed = retry!("flush", self.settings.retry, cancel, &self.metrics, self.handle.flush().await)?;
-        if flushed != Retried::Done(()) {
-            return Ok(());
+        let failures = match retry!("flush", self.settings.retry, cancel, &self.metrics, self.handle.flush().await)? {
+            Retried::Done(failures) => failures,
+            Retried::Cancelled => return Ok(()),
+        };
+        if !failures.is_empty() {
+            // Before the commit: a crash in between puts the records again, nothing is skipped.
+            self.flush_failures(failures).await?;
         }
         let offsets: Vec<GroupOffset> = assigned
             .iter()

@@ -198,8 +198,8 @@ impl SourceTask {
             }
             let source_context = || {
                 vec![
-                    ("__weir.errors.source.partition", record.source_partition.to_vec()),
-                    ("__weir.errors.source.position", record.source_position.to_vec()),
+                    ("__weir.errors.source.partition".to_owned(), record.source_partition.to_vec()),
+                    ("__weir.errors.source.position".to_owned(), record.source_position.to_vec()),
                 ]
             };
             // Zero-copy: keys, values and header values are slices of the polled buffer.

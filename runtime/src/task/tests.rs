@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use weir_connector_sdk::batch::{SinkBatchReader, SourceBatchWriter, SourceRecordRef};
-use weir_connector_sdk::{ConnectorError, DynSinkTask, DynSourceTask, RecordFailure, SourceOffset};
+use weir_connector_sdk::{ConnectorError, DynSinkTask, DynSourceTask, OffsetFailure, RecordFailure, SourceOffset};
 
 use super::errors::ErrorHandling;
 use super::handle::{SinkHandle, SourceHandle};
@@ -229,14 +229,14 @@ impl DynSinkTask for Recorder {
         Ok(Vec::new())
     }
 
-    fn flush(&mut self) -> Result<(), ConnectorError> {
+    fn flush(&mut self) -> Result<Vec<OffsetFailure>, ConnectorError> {
         self.flushes += 1;
         if self.fail_flush == Some(self.flushes) {
             note(&self.journal, "flush failed".into());
             return Err(ConnectorError::Fatal("injected flush failure".into()));
         }
         note(&self.journal, "flush".into());
-        Ok(())
+        Ok(Vec::new())
     }
 
     fn close(&mut self) -> Result<(), ConnectorError> {
@@ -289,13 +289,23 @@ fn start_sink(
     fixture: &Fixture,
     fail_flush: Option<usize>,
 ) -> (tokio::task::JoinHandle<Result<(), TaskError>>, CancellationToken) {
+    let recorder = Recorder { journal: fixture.journal.clone(), flushes: 0, fail_flush };
+    start_sink_with(fixture, Box::new(recorder), settings().1)
+}
+
+/// Starts sink task `sink` over `TOPIC` with these error settings.
+fn start_sink_with(
+    fixture: &Fixture,
+    sink: Box<dyn DynSinkTask>,
+    errors: ErrorHandling,
+) -> (tokio::task::JoinHandle<Result<(), TaskError>>, CancellationToken) {
     let log: Arc<dyn EventLog> =
         Arc::new(FaultyLog::new(fixture.embedded.clone(), Vec::new(), fixture.journal.clone()));
-    let (retry, errors, transforms) = settings();
+    let (retry, _, transforms) = settings();
     let task = SinkTask {
         connector: Arc::from("sink"),
         task_id: 0,
-        handle: SinkHandle::native(Box::new(Recorder { journal: fixture.journal.clone(), flushes: 0, fail_flush })),
+        handle: SinkHandle::native(sink),
         log,
         generation: Generation(1),
         metrics: Arc::new(TaskMetrics::default()),
@@ -353,6 +363,71 @@ async fn a_failed_flush_commits_nothing_and_the_restart_repeats_only_the_batch_i
     assert_commits_follow_flushes(&journal);
     let puts: Vec<&String> = journal.iter().filter(|entry| entry.starts_with("put ")).collect();
     assert_eq!(puts, ["put 0..=9", "put 10..=19", "put 10..=19", "put 20..=29"], "{journal:?}");
+}
+
+/// Accepts every put; its first flush reports these offsets of partition 0 as failed, as a sink
+/// that buffers across puts does when a send is refused.
+struct Refuser {
+    refuse: Vec<i64>,
+}
+
+impl DynSinkTask for Refuser {
+    fn put(&mut self, _batch: &[u8]) -> Result<Vec<RecordFailure>, ConnectorError> {
+        Ok(Vec::new())
+    }
+
+    fn flush(&mut self) -> Result<Vec<OffsetFailure>, ConnectorError> {
+        Ok(std::mem::take(&mut self.refuse)
+            .into_iter()
+            .map(|offset| OffsetFailure {
+                topic: TOPIC.into(),
+                partition: 0,
+                offset,
+                error: ConnectorError::Fatal("refused".into()),
+                context: vec![("x-status".into(), "400".into())],
+            })
+            .collect())
+    }
+
+    fn close(&mut self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn records_a_flush_reports_failed_are_dead_lettered_as_consumed_before_the_commit() {
+    let fixture = fixture().await;
+    fill(&*fixture.embedded, BATCH).await;
+    let errors = ErrorHandling {
+        tolerance: crate::manifest::Tolerance::All,
+        dead_letter_topic: Some("dlq".into()),
+        context_headers: true,
+        ..ErrorHandling::default()
+    };
+    let (running, cancel) = start_sink_with(&fixture, Box::new(Refuser { refuse: vec![3, 7] }), errors);
+    wait_for_commit(&fixture, &running, 0, 10).await;
+    cancel.cancel();
+    running.await.expect("task joins").expect("the sink stops cleanly");
+    let journal = entries(&fixture.journal);
+    let dead_letters = journal.iter().position(|entry| entry.starts_with("append dlq")).expect("a dead-letter append");
+    let commit = journal.iter().position(|entry| entry.starts_with("group commit")).expect("a commit");
+    assert!(dead_letters < commit, "dead letters before the commit: {journal:?}");
+    let request = crate::log::FetchRequest { topic: "dlq".into(), partition: 0, from: 0 };
+    let fetched = fixture.embedded.fetch(vec![request], 1 << 20, 100).await.expect("read the dead letters");
+    let dead = &fetched[0].records;
+    let values: Vec<&[u8]> = dead.iter().map(|record| record.value.as_deref().unwrap_or_default()).collect();
+    assert_eq!(values, [b"3".as_slice(), b"7"], "the records as they were consumed");
+    let header = |name: &str| {
+        dead[1]
+            .headers
+            .iter()
+            .find(|(header, _)| header == name)
+            .and_then(|(_, value)| value.as_deref())
+            .map(<[u8]>::to_vec)
+    };
+    assert_eq!(header("x-status").as_deref(), Some(b"400".as_slice()));
+    assert_eq!(header("__connect.errors.offset").as_deref(), Some(b"7".as_slice()));
+    assert_eq!(header("__connect.errors.stage").as_deref(), Some(b"TASK_PUT".as_slice()));
 }
 
 #[tokio::test]

@@ -105,10 +105,10 @@ impl Sink for FaultySink {
                 for (index, record) in records.iter().enumerate() {
                     let value = record.value.unwrap_or_default();
                     if value.windows(poison.len()).any(|window| window == poison) {
-                        failures.push(RecordFailure {
-                            index: index as u32,
-                            error: ConnectorError::fatal("faulty-sink: poisoned record"),
-                        });
+                        failures.push(RecordFailure::new(
+                            index as u32,
+                            ConnectorError::fatal("faulty-sink: poisoned record"),
+                        ));
                     }
                 }
             }
