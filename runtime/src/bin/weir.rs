@@ -20,6 +20,7 @@ use weir_runtime::{Herder, ManifestError, ManifestFile, Worker, WorkerConfig};
 
 use crate::bench::BenchOptions;
 use crate::bench::cdc::CdcBenchOptions;
+use crate::bench::http::HttpBenchOptions;
 
 #[path = "weir/bench/mod.rs"]
 mod bench;
@@ -121,6 +122,9 @@ enum Command {
     /// Benchmark the postgres-cdc connector against pg_recvlogical on a running Postgres
     /// (`wal_level=logical`, superuser; tests/bench/cdc.sh starts a throwaway one).
     BenchCdc(CdcBenchOptions),
+    /// Benchmark the http-sink connector against a plain client POSTing the same batches to one
+    /// receiver on loopback.
+    BenchHttp(HttpBenchOptions),
 }
 
 pub(crate) fn parse_flush(text: &str) -> Result<FlushPolicy, String> {
@@ -249,6 +253,11 @@ async fn run(cli: Cli, log_levels: Arc<LogLevels>) -> anyhow::Result<ExitCode> {
         }
         Command::BenchCdc(options) => {
             let report = bench::cdc::run(&options).await.context("while benchmarking CDC")?;
+            println!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchHttp(options) => {
+            let report = bench::http::run(&options).await.context("while benchmarking the HTTP sink")?;
             println!("{report}");
             Ok(ExitCode::SUCCESS)
         }
