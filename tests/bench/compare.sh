@@ -12,7 +12,7 @@ new="$2"
 rounds="${3:-5}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 out="$(mktemp -d /tmp/weir-compare.XXXXXX)"
-echo "results in $out"
+echo "results in $out (the runs' stderr in $out/stderr)"
 
 for round in $(seq 1 "$rounds"); do
     for side in old new; do
@@ -22,7 +22,7 @@ for round in $(seq 1 "$rounds"); do
         # Wall-clock rates swing with whatever else the machine runs; CPU time (user + system)
         # for the same work swings much less, so both are reported: records (changes) per CPU
         # second beside records (changes) per second.
-        /usr/bin/time -f "%U %S" -o "$out/time" "$bin" bench --runs 1 --records 500000 2>/dev/null \
+        /usr/bin/time -f "%U %S" -o "$out/time" "$bin" bench --runs 1 --records 500000 2>>"$out/stderr" \
             | awk -v side="$side" '$1 == "wasm" || $1 == "native" { print side, "bench-" $1 "-" $2, $3; if ($1 == "wasm") print side, "ratio-" $2, $5 }' \
             >> "$out/figures"
         # 500,000 records in each of the four runs (wasm and native, 100 B and 1 KiB).
@@ -33,7 +33,7 @@ for round in $(seq 1 "$rounds"); do
         /usr/bin/time -f "%U %S" -o "$out/time-fixed" "$bin" bench --runs 1 --records 1000 >/dev/null 2>&1
         paste -d' ' "$out/time" "$out/time-fixed" \
             | awk -v side="$side" '{ print side, "bench-records-per-net-cpu-s", 1996000 / ($1 + $2 - $3 - $4) }' >> "$out/figures"
-        WEIR_BIN="$bin" bash "$root/tests/bench/cdc.sh" --runs 1 --rows 500000 --latency-seconds 5 2>/dev/null \
+        WEIR_BIN="$bin" bash "$root/tests/bench/cdc.sh" --runs 1 --rows 500000 --latency-seconds 5 2>>"$out/stderr" \
             | awk -v side="$side" '
                 /^1M|^[0-9]+ inserts|one transaction/ { print side, "cdc-inserts", $(NF-2); workload = "inserts" }
                 /pgbench/ { print side, "cdc-pgbench", $(NF-2); workload = "pgbench" }

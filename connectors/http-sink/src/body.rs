@@ -39,7 +39,7 @@ pub enum Encoding {
 /// # Errors
 /// A value that is not UTF-8.
 pub fn encoding_of(value: &[u8]) -> Result<Encoding, &'static str> {
-    if serde_json::from_slice::<serde::de::IgnoredAny>(value).is_ok() {
+    if crate::json::is_json(value) {
         return Ok(Encoding::Json);
     }
     std::str::from_utf8(value).map(|_| Encoding::Text).map_err(|_| "the value is neither JSON nor UTF-8 text")

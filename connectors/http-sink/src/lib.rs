@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod json;
 pub mod retry;
 mod sink;
 
