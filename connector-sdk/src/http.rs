@@ -92,27 +92,53 @@ mod imp {
     use crate::__bindings::sink::weir::connector::http as wit;
 
     pub(super) fn send(request: &mut Request) -> Result<Response, HttpError> {
-        // Moved into the WIT record and back: the body crosses without a copy in the guest.
-        let lowered = wit::Request {
+        let lowered = lower(request);
+        let result = wit::send(&lowered);
+        restore(request, lowered);
+        result.map(response).map_err(error)
+    }
+
+    pub(super) fn start(request: &mut Request) -> Result<u64, HttpError> {
+        let lowered = lower(request);
+        let result = wit::start(&lowered);
+        restore(request, lowered);
+        result.map_err(error)
+    }
+
+    pub(super) fn wait(id: u64, wait_ms: u32) -> Option<Result<Response, HttpError>> {
+        wit::wait(id, wait_ms).map(|result| result.map(response).map_err(error))
+    }
+
+    /// Moved into the WIT record and back: the body crosses without a copy in the guest.
+    fn lower(request: &mut Request) -> wit::Request {
+        wit::Request {
             method: std::mem::take(&mut request.method),
             url: std::mem::take(&mut request.url),
             headers: std::mem::take(&mut request.headers),
             body: std::mem::take(&mut request.body),
             timeout_ms: request.timeout_ms,
-        };
-        let result = wit::send(&lowered);
+        }
+    }
+
+    fn restore(request: &mut Request, lowered: wit::Request) {
         request.method = lowered.method;
         request.url = lowered.url;
         request.headers = lowered.headers;
         request.body = lowered.body;
-        let response = result.map_err(|error| match error {
+    }
+
+    fn response(response: wit::Response) -> Response {
+        Response { status: response.status, headers: response.headers, body: response.body }
+    }
+
+    fn error(error: wit::HttpError) -> HttpError {
+        match error {
             wit::HttpError::NotGranted(message) => HttpError::NotGranted(message),
             wit::HttpError::RedirectRefused(message) => HttpError::RedirectRefused(message),
             wit::HttpError::Connection(message) => HttpError::Connection(message),
             wit::HttpError::Timeout(message) => HttpError::Timeout(message),
             wit::HttpError::Invalid(message) => HttpError::Invalid(message),
-        })?;
-        Ok(Response { status: response.status, headers: response.headers, body: response.body })
+        }
     }
 
     pub(super) fn remaining_ms() -> u32 {
@@ -124,8 +150,20 @@ mod imp {
 mod imp {
     use super::{HttpError, Request, Response};
 
+    fn unavailable() -> HttpError {
+        HttpError::NotGranted("the http capability is unavailable natively (only in a component)".into())
+    }
+
     pub(super) fn send(_request: &mut Request) -> Result<Response, HttpError> {
-        Err(HttpError::NotGranted("the http capability is unavailable natively (only in a component)".into()))
+        Err(unavailable())
+    }
+
+    pub(super) fn start(_request: &mut Request) -> Result<u64, HttpError> {
+        Err(unavailable())
+    }
+
+    pub(super) fn wait(_id: u64, _wait_ms: u32) -> Option<Result<Response, HttpError>> {
+        Some(Err(unavailable()))
     }
 
     pub(super) fn remaining_ms() -> u32 {
@@ -141,6 +179,23 @@ mod imp {
 /// problem or timeout (retriable); a redirect outside the grant; a request that cannot be sent.
 pub fn send(request: &mut Request) -> Result<Response, HttpError> {
     imp::send(request)
+}
+
+/// Start sending `request` without waiting for its response; collect that with [`wait`]. Its
+/// `timeout_ms` counts from now (0: 30 s); at most 8 requests of a task are in flight. Borrowed
+/// mutably for the same reason as in [`send`].
+///
+/// # Errors
+/// As [`send`] for what is checked before sending (the grant, the request's form), and when 8
+/// requests are in flight already.
+pub fn start(request: &mut Request) -> Result<u64, HttpError> {
+    imp::start(request)
+}
+
+/// The response of request `id` (from [`start`]), waiting at most `wait_ms` (capped by the call's
+/// deadline); `None` while it has not come. Once it is returned, `id` is done.
+pub fn wait(id: u64, wait_ms: u32) -> Option<Result<Response, HttpError>> {
+    imp::wait(id, wait_ms)
 }
 
 /// Milliseconds left of the current call's deadline (natively: `u32::MAX`).

@@ -152,6 +152,18 @@ impl Batches {
             })
     }
 
+    /// Whether a batch behind the oldest is due: complete (full or closed), or any with
+    /// `everything`.
+    pub fn behind_front_due(&self, everything: bool) -> bool {
+        match self.queue.get(1) {
+            None => false,
+            Some(_) if everything || self.queue.len() > 2 => true,
+            Some(batch) => {
+                batch.closed || batch.records.len() >= self.max_records || batch.body.len() >= self.max_bytes
+            }
+        }
+    }
+
     pub fn pop_front(&mut self) -> Option<Batch> {
         self.queue.pop_front()
     }

@@ -47,6 +47,8 @@ struct Tries {
     not_before: Option<Instant>,
     /// Why the last try failed.
     last: String,
+    /// A 401 made the sink fetch a new token for this batch already.
+    reauthorised: bool,
 }
 
 /// How one batch's send ended.
@@ -79,6 +81,8 @@ pub struct HttpSink {
     retry_codes: StatusCodes,
     batches: Batches,
     tries: Tries,
+    /// The request of the front batch, started and not yet answered.
+    in_flight: Option<u64>,
     failures: Vec<OffsetFailure>,
     requests: i64,
     records_sent: i64,
@@ -132,6 +136,7 @@ impl Sink for HttpSink {
             retry_codes,
             batches,
             tries: Tries::default(),
+            in_flight: None,
             failures: Vec::new(),
             requests: 0,
             records_sent: 0,
@@ -141,7 +146,7 @@ impl Sink for HttpSink {
 
     fn put(&mut self, records: &[SinkRecordRef<'_>]) -> Result<Vec<RecordFailure>, ConnectorError> {
         if self.over_backlog()
-            && let Sent::Waiting(reason) = self.send_due(true)?
+            && let Sent::Waiting(reason) = self.send_due(true, true)?
             && self.over_backlog()
         {
             // Nothing of this put was taken: the runtime puts it again after its backoff.
@@ -163,15 +168,20 @@ impl Sink for HttpSink {
                 Ok(encoding) => self.batches.push(record, value, encoding),
                 Err(message) => failures.push(RecordFailure::new(index, ConnectorError::Fatal(message.into()))),
             }
+            // A batch just filled: on its way while the rest of this put is encoded.
+            if self.batches.front_full() {
+                self.send_due(false, false)?;
+            }
         }
-        // Whatever is not sent now stays buffered for the next put or flush.
-        self.send_due(self.config.linger_ms == 0)?;
+        // Whatever is not sent now stays buffered for the next put or flush; the last request
+        // started travels meanwhile.
+        self.send_due(self.config.linger_ms == 0, false)?;
         self.report_gauges();
         Ok(failures)
     }
 
     fn flush(&mut self) -> Result<(), ConnectorError> {
-        let sent = self.send_due(true)?;
+        let sent = self.send_due(true, true)?;
         self.report_gauges();
         match sent {
             Sent::All => Ok(()),
@@ -192,36 +202,58 @@ impl HttpSink {
     }
 
     /// Send the batches that are due (all of them with `everything`; otherwise the full ones and
-    /// one that has lingered long enough), oldest first, stopping at one whose retry is due later.
-    fn send_due(&mut self, everything: bool) -> Result<Sent, ConnectorError> {
+    /// one that has lingered long enough), oldest first and one at a time, stopping at one whose
+    /// retry (or response) is due later than this call can wait. The last request started is
+    /// left in flight unless `wait_for_last`: the caller goes on (the runtime reads the next
+    /// batch, `put` encodes it) while it travels.
+    fn send_due(&mut self, everything: bool, wait_for_last: bool) -> Result<Sent, ConnectorError> {
         let linger = Duration::from_millis(self.config.linger_ms);
-        while let Some(front) = self.batches.front() {
-            let lingered = front.started.is_some_and(|started| started.elapsed() >= linger);
-            if !(everything || lingered || self.batches.front_full()) {
-                break;
-            }
-            let outcome = self.send_front()?;
-            match outcome {
-                Outcome::Later(reason) => return Ok(Sent::Waiting(reason)),
-                Outcome::Delivered => {
-                    let batch = self.batches.pop_front().expect("the front batch was just sent");
-                    self.requests += 1;
-                    self.records_sent += batch.records.len() as i64;
+        loop {
+            let Some(front) = self.batches.front() else { return Ok(Sent::All) };
+            if self.in_flight.is_none() {
+                let lingered = front.started.is_some_and(|started| started.elapsed() >= linger);
+                if !(everything || lingered || self.batches.front_full()) {
+                    return Ok(Sent::All);
                 }
-                Outcome::Refused { status, message, response } => {
-                    let batch = self.batches.pop_front().expect("the front batch was just sent");
-                    self.refused(&batch, status, &message, &response);
+                match self.start_front()? {
+                    None => {}
+                    Some(Outcome::Later(reason)) => return Ok(Sent::Waiting(reason)),
+                    Some(outcome) => {
+                        self.settle(outcome);
+                        continue;
+                    }
                 }
             }
-            self.tries = Tries::default();
+            // The front is in flight: wait for it when a batch behind it is due, or when asked.
+            if !(wait_for_last || self.batches.behind_front_due(everything)) {
+                return Ok(Sent::All);
+            }
+            match self.finish_front()? {
+                None => {}
+                Some(Outcome::Later(reason)) => return Ok(Sent::Waiting(reason)),
+                Some(outcome) => self.settle(outcome),
+            }
         }
-        Ok(Sent::All)
     }
 
-    /// Try the oldest batch until it is delivered, refused for good, or its next try is due
-    /// later than this call can wait.
-    fn send_front(&mut self) -> Result<Outcome, ConnectorError> {
-        let mut reauthorised = false;
+    /// The front batch was delivered or refused for good: it leaves the queue.
+    fn settle(&mut self, outcome: Outcome) {
+        let batch = self.batches.pop_front().expect("the front batch was just sent");
+        match outcome {
+            Outcome::Delivered => {
+                self.requests += 1;
+                self.records_sent += batch.records.len() as i64;
+            }
+            Outcome::Refused { status, message, response } => self.refused(&batch, status, &message, &response),
+            Outcome::Later(_) => unreachable!("a batch waiting for later stays"),
+        }
+        self.tries = Tries::default();
+    }
+
+    /// Start sending the front batch, once its retry is due (waiting for that within this call).
+    /// `None` when it is in flight; otherwise why not (its retry is due later, or the token
+    /// endpoint refused for good).
+    fn start_front(&mut self) -> Result<Option<Outcome>, ConnectorError> {
         loop {
             let left = Duration::from_millis(http::remaining_ms().into());
             let wait = self.tries.not_before.map_or(Duration::ZERO, |at| at.saturating_duration_since(Instant::now()));
@@ -237,7 +269,7 @@ impl HttpSink {
                         self.tries.last
                     )
                 };
-                return Ok(Outcome::Later(reason));
+                return Ok(Some(Outcome::Later(reason)));
             }
             if !wait.is_zero() {
                 #[allow(
@@ -251,63 +283,66 @@ impl HttpSink {
                 Ok(header) => header,
                 Err(ConnectorError::Retriable(message)) => {
                     if let Some(refused) = self.retry_later(None, message) {
-                        return Ok(refused);
+                        return Ok(Some(refused));
                     }
                     continue;
                 }
                 Err(error) => return Err(error),
             };
-            let result = self.send_once(authorization);
-            match result {
-                Ok(response) if response.is_success() => return Ok(Outcome::Delivered),
-                Ok(response) if response.status == 401 && !reauthorised && self.auth.rejected() => {
-                    // A token the endpoint no longer takes: fetch another and try at once.
-                    reauthorised = true;
+            let batch = self.batches.close_front().expect("start_front runs with a batch");
+            let mut headers = self.headers.clone();
+            if let Some(authorization) = authorization {
+                headers.push(("authorization".to_owned(), authorization));
+            }
+            let mut request = Request {
+                method: self.config.method.as_str().to_owned(),
+                url: self.config.url.clone(),
+                headers,
+                body: std::mem::take(&mut batch.body),
+                timeout_ms: self.config.request_timeout_ms,
+            };
+            let started = http::start(&mut request);
+            batch.body = request.body;
+            match started {
+                Ok(id) => {
+                    self.in_flight = Some(id);
+                    return Ok(None);
                 }
-                Ok(response) if self.retry_codes.contains(response.status) => {
-                    let message = format!("{} answered {}", self.config.url, response.status);
-                    if let Some(refused) = self.retry_later(Some(&response), message) {
-                        return Ok(refused);
-                    }
-                }
-                Ok(response) => {
-                    return Ok(Outcome::Refused {
-                        status: Some(response.status),
-                        message: format!(
-                            "{} answered {} (not in retry.on.status.codes)",
-                            self.config.url, response.status
-                        ),
-                        response: response.body,
-                    });
-                }
-                Err(error) if error.is_retriable() => {
-                    if let Some(refused) = self.retry_later(None, error.to_string()) {
-                        return Ok(refused);
-                    }
-                }
-                // Not granted, a redirect outside the grant, a request that cannot be sent: the
-                // configuration is wrong, and no record would fare better.
+                // Not granted, a request that cannot be sent: the configuration is wrong, and no
+                // record would fare better.
                 Err(error) => return Err(ConnectorError::Fatal(format!("http-sink: {error}"))),
             }
         }
     }
 
-    fn send_once(&mut self, authorization: Option<String>) -> Result<Response, http::HttpError> {
-        let batch = self.batches.close_front().expect("send_front runs with a batch");
-        let mut headers = self.headers.clone();
-        if let Some(authorization) = authorization {
-            headers.push(("authorization".to_owned(), authorization));
-        }
-        let mut request = Request {
-            method: self.config.method.as_str().to_owned(),
-            url: self.config.url.clone(),
-            headers,
-            body: std::mem::take(&mut batch.body),
-            timeout_ms: self.config.request_timeout_ms,
+    /// Wait (within this call) for the response to the front batch's request: `None` when its
+    /// retry is scheduled (or a new token is to be tried at once), otherwise how it ended.
+    fn finish_front(&mut self) -> Result<Option<Outcome>, ConnectorError> {
+        let id = self.in_flight.expect("finish_front runs with a request in flight");
+        let Some(result) = http::wait(id, http::remaining_ms()) else {
+            return Ok(Some(Outcome::Later(format!("no answer from {} yet", self.config.url))));
         };
-        let result = http::send(&mut request);
-        batch.body = request.body;
-        result
+        self.in_flight = None;
+        match result {
+            Ok(response) if response.is_success() => Ok(Some(Outcome::Delivered)),
+            Ok(response) if response.status == 401 && !self.tries.reauthorised && self.auth.rejected() => {
+                // A token the endpoint no longer takes: fetch another and try at once.
+                self.tries.reauthorised = true;
+                Ok(None)
+            }
+            Ok(response) if self.retry_codes.contains(response.status) => {
+                let message = format!("{} answered {}", self.config.url, response.status);
+                Ok(self.retry_later(Some(&response), message))
+            }
+            Ok(response) => Ok(Some(Outcome::Refused {
+                status: Some(response.status),
+                message: format!("{} answered {} (not in retry.on.status.codes)", self.config.url, response.status),
+                response: response.body,
+            })),
+            Err(error) if error.is_retriable() => Ok(self.retry_later(None, error.to_string())),
+            // A redirect outside the grant: the configuration is wrong.
+            Err(error) => Err(ConnectorError::Fatal(format!("http-sink: {error}"))),
+        }
     }
 
     /// Count a failed try and schedule the next; the refusal once `max.retries` are spent.
