@@ -125,6 +125,10 @@ mod imp {
         wit::query(sql).map_err(error)
     }
 
+    pub(super) fn copy_in(sql: &str, data: &[u8]) -> Result<u64, PgError> {
+        wit::copy_in(sql, data).map_err(error)
+    }
+
     pub(super) fn create_slot_with_snapshot(slot: &str, publication: &str) -> Result<SlotCreated, PgError> {
         let created = wit::create_slot_with_snapshot(slot, publication).map_err(error)?;
         Ok(SlotCreated { consistent_point: created.consistent_point, snapshot_name: created.snapshot_name })
@@ -184,6 +188,9 @@ mod imp {
     pub(super) fn query(_sql: &str) -> Result<String, PgError> {
         unavailable()
     }
+    pub(super) fn copy_in(_sql: &str, _data: &[u8]) -> Result<u64, PgError> {
+        unavailable()
+    }
     pub(super) fn create_slot_with_snapshot(_slot: &str, _publication: &str) -> Result<SlotCreated, PgError> {
         unavailable()
     }
@@ -214,6 +221,15 @@ pub fn connect(options: &ConnectOptions) -> Result<(), PgError> {
 /// When the statement fails or the session is gone.
 pub fn query(sql: &str) -> Result<String, PgError> {
     imp::query(sql)
+}
+
+/// Run one `COPY ... FROM STDIN` statement with `data` as its input (text format unless the
+/// statement says otherwise), inside the session's open transaction; the rows copied.
+///
+/// # Errors
+/// When the statement or a row of `data` fails, or the session is gone.
+pub fn copy_in(sql: &str, data: &[u8]) -> Result<u64, PgError> {
+    imp::copy_in(sql, data)
 }
 
 /// [`query`], parsed.

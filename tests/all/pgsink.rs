@@ -513,3 +513,71 @@ async fn pgsink_update_mode_changes_existing_rows_only() {
     );
     worker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgsink_inserts_by_copy_keep_every_character_and_a_violating_row_alone_fails() {
+    let postgres = Postgres::start();
+    postgres.sql("CREATE DATABASE target");
+    postgres.sql_in(
+        "target",
+        "CREATE TABLE notes (n int PRIMARY KEY, body text, tags text[], doc jsonb, blob bytea, qty int CHECK (qty >= 0))",
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let worker = start_worker(dir.path()).await;
+    // Text with every character COPY's text format escapes, quotes, a lone backslash at the end,
+    // `\N` written out, and non-ASCII; record 77 violates the CHECK.
+    let body = |n: i64| format!("row {n}\ttab\nline\r\\back 'q' \"dq\" \\N é€ \\");
+    let events: Vec<_> = (0..200)
+        .map(|n: i64| {
+            let qty = if n == 77 { -1 } else { n };
+            let doc = json!({"n": n, "text": "a\tb\nc\\d"});
+            (None, Some(json!({"n": n, "body": body(n), "tags": ["x\ty", "z\\"], "doc": doc, "blob": "AAEC/w==", "qty": qty})))
+        })
+        .collect();
+    produce(&worker, "notes", &events).await;
+    let definition = ConnectorDefinition {
+        tolerance: Tolerance::All,
+        dead_letter_topic: Some("notes-dlq".into()),
+        ..sink("notes-pg", &postgres, json!({ "topics": "notes", "batch.size": 100 }))
+    };
+    worker.herder().create(definition).await.expect("create the sink");
+    wait_for_rows(&worker, &postgres, "SELECT count(*), sum(n) FROM notes", &format!("199|{}", 19900 - 77)).await;
+    let dead = crate::cdc::read_log(&**worker.log(), "notes-dlq").await;
+    assert_eq!(dead.len(), 1, "only the violating record is dead-lettered: {dead:?}");
+    // Each value came back as it was sent (JSON escapes what psql would print raw).
+    let stored = postgres.sql_in(
+        "target",
+        "SELECT json_agg(json_build_object('n', n, 'body', body, 'tags', tags, 'doc', doc, \
+         'blob', encode(blob, 'hex'), 'qty', qty) ORDER BY n) FROM notes",
+    );
+    let stored: Value = serde_json::from_str(&stored).expect("rows as JSON");
+    let expected: Vec<Value> = (0..200)
+        .filter(|n| *n != 77)
+        .map(|n: i64| {
+            json!({"n": n, "body": body(n), "tags": ["x\ty", "z\\"], "doc": {"n": n, "text": "a\tb\nc\\d"},
+                   "blob": "000102ff", "qty": n})
+        })
+        .collect();
+    assert_eq!(stored, Value::Array(expected));
+
+    // Upserts of 100 rows at once go through a staging table: 99 update rows, one (77) is new.
+    let upserts: Vec<_> =
+        (0..100).map(|n: i64| (None, Some(json!({"n": n, "body": format!("v2\t{n}"), "qty": n + 1})))).collect();
+    produce(&worker, "notes-v2", &upserts).await;
+    let upsert_sink = sink(
+        "notes-v2-pg",
+        &postgres,
+        json!({ "topics": "notes-v2", "table.name.format": "notes", "insert.mode": "upsert",
+                "pk.mode": "record_value", "pk.fields": "n", "batch.size": 100 }),
+    );
+    worker.herder().create(upsert_sink).await.expect("create the upsert sink");
+    wait_for_rows(&worker, &postgres, "SELECT count(*), sum(qty) FROM notes WHERE body LIKE 'v2%'", "100|5050").await;
+    assert_eq!(postgres.sql_in("target", "SELECT count(*) FROM notes"), "200");
+    assert_eq!(
+        postgres.sql_in("target", "SELECT count(*) FROM notes WHERE n < 100 AND body = 'v2' || E'\\t' || n"),
+        "100"
+    );
+    // Columns the upserts did not set are kept.
+    assert_eq!(postgres.sql_in("target", "SELECT count(*) FROM notes WHERE n < 100 AND n <> 77 AND tags IS NULL"), "0");
+    worker.shutdown().await;
+}

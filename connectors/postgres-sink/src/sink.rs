@@ -21,7 +21,7 @@ use weir_connector_sdk::{Connector, ConnectorError, FieldError, RecordFailure, S
 
 use crate::config::{PkMode, SinkConfig, TableName};
 use crate::offsets::{self, FENCED_SQLSTATE, OffsetKey, OffsetUpdate, Stored};
-use crate::plan::{Piece, plan};
+use crate::plan::{Piece, Statement, plan};
 use crate::record::{Change, KeyRule};
 use crate::sql::{self, ColumnType};
 
@@ -189,31 +189,23 @@ impl Sink for PostgresSink {
             .map(|(key, offset)| OffsetUpdate { expected: self.stored.get(&key).copied(), key, offset })
             .collect();
 
-        let mut statements: Vec<(Piece, String)> = Vec::new();
+        let mut statements: Vec<(Piece, Statement)> = Vec::new();
         for (table, changes) in by_table {
             let changes = self.prepare_table(&table, changes, &mut failures)?;
             let columns = self.tables.get(&table).cloned().unwrap_or_default();
             for piece in plan(&table, self.config.insert_mode, changes, self.config.batch_size as usize) {
-                if let Some(rendered) = render_checked(piece, &columns, &mut failures) {
+                // A staging table of its own for each piece of the transaction.
+                let stage = format!("weir_sink_stage_{}", statements.len());
+                if let Some(rendered) = render_checked(piece, &columns, &stage, &mut failures) {
                     statements.push(rendered);
                 }
             }
         }
 
         let cas = offsets::cas_sql(&self.offsets_table, &updates);
-        let mut sql = String::with_capacity(statements.iter().map(|(_, text)| text.len() + 2).sum::<usize>() + 256);
-        sql.push_str("BEGIN; ");
-        sql.push_str(&cas);
-        for (_, statement) in &statements {
-            sql.push_str("; ");
-            sql.push_str(statement);
-        }
         let commit_now = failures.is_empty();
-        if commit_now {
-            sql.push_str("; COMMIT");
-        }
-        match pg::query(&sql) {
-            Ok(_) => {
+        match write_fast(&cas, &statements, commit_now) {
+            Ok(()) => {
                 self.finish(updates, commit_now, &statements);
                 return Ok(report(failures));
             }
@@ -279,14 +271,68 @@ fn report(failures: BTreeMap<usize, String>) -> Vec<RecordFailure> {
         .collect()
 }
 
-/// Render `piece`, moving records whose values cannot be written into `failures`.
+/// The fast path: one transaction with the offsets' compare-and-set, then the statements in
+/// order (runs of SQL statements in one round trip each, COPYs on their own), committed when
+/// `commit`. The first error ends it, with the transaction still open.
+fn write_fast(cas: &str, statements: &[(Piece, Statement)], commit: bool) -> Result<(), PgError> {
+    let mut script = String::with_capacity(
+        statements
+            .iter()
+            .map(|(_, statement)| if let Statement::Sql(text) = statement { text.len() + 2 } else { 0 })
+            .sum::<usize>()
+            + cas.len()
+            + 32,
+    );
+    script.push_str("BEGIN; ");
+    script.push_str(cas);
+    for (_, statement) in statements {
+        match statement {
+            Statement::Sql(text) => {
+                if !script.is_empty() {
+                    script.push_str("; ");
+                }
+                script.push_str(text);
+            }
+            Statement::Copy { before, sql, data, after } => {
+                if let Some(before) = before {
+                    if !script.is_empty() {
+                        script.push_str("; ");
+                    }
+                    script.push_str(before);
+                }
+                if !script.is_empty() {
+                    pg::query(&script)?;
+                    script.clear();
+                }
+                pg::copy_in(sql, data.as_bytes())?;
+                if let Some(after) = after {
+                    script.push_str(after);
+                }
+            }
+        }
+    }
+    if commit {
+        if !script.is_empty() {
+            script.push_str("; ");
+        }
+        script.push_str("COMMIT");
+    }
+    if !script.is_empty() {
+        pg::query(&script)?;
+    }
+    Ok(())
+}
+
+/// Render `piece` for the fast path, moving records whose values cannot be written into
+/// `failures`.
 fn render_checked(
     mut piece: Piece,
     columns: &TableColumns,
+    stage: &str,
     failures: &mut BTreeMap<usize, String>,
-) -> Option<(Piece, String)> {
+) -> Option<(Piece, Statement)> {
     loop {
-        match piece.render(&piece.items, columns) {
+        match piece.render_fast(columns, stage) {
             Ok(Some(statement)) => return Some((piece, statement)),
             Ok(None) => return None,
             Err((position, error)) => {
@@ -360,7 +406,7 @@ impl PostgresSink {
         }
     }
 
-    fn finish(&mut self, updates: Vec<OffsetUpdate>, committed: bool, statements: &[(Piece, String)]) {
+    fn finish(&mut self, updates: Vec<OffsetUpdate>, committed: bool, statements: &[(Piece, Statement)]) {
         let rows: usize = statements.iter().map(|(piece, _)| piece.items.len()).sum();
         self.written += rows as i64;
         self.context.gauge("written_rows", self.written);

@@ -5,6 +5,7 @@
 //! takes its target column's type, so an INSERT needs no casts; the `VALUES` lists of UPDATE and
 //! DELETE are a join input whose types come from their first row, so that row is cast.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use base64::Engine as _;
@@ -85,13 +86,14 @@ impl ColumnType {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValueError(pub String);
 
-/// Append `value` as a literal for a column of `column` type (`NULL` for null).
+/// The text form of `value` for a column of `column` type, as Postgres reads it from a literal
+/// or from COPY; `None` for null.
 ///
 /// # Errors
 /// A string holding a NUL character (Postgres text cannot store it).
-pub fn push_value(out: &mut String, value: &Value, column: &ColumnType) -> Result<(), ValueError> {
-    match value {
-        Value::Null => out.push_str("NULL"),
+fn text_form<'v>(value: &'v Value, column: &ColumnType) -> Result<Option<Cow<'v, str>>, ValueError> {
+    Ok(Some(match value {
+        Value::Null => return Ok(None),
         Value::String(text) => {
             if text.contains('\0') {
                 return Err(ValueError("a string holds a NUL character, which Postgres text cannot store".into()));
@@ -104,22 +106,58 @@ pub fn push_value(out: &mut String, value: &Value, column: &ColumnType) -> Resul
                         for byte in bytes {
                             let _ = write!(hex, "{byte:02x}");
                         }
-                        push_literal(out, &hex);
+                        Cow::Owned(hex)
                     }
-                    Err(_) => push_literal(out, text),
+                    Err(_) => Cow::Borrowed(text.as_str()),
                 },
-                _ => push_literal(out, text),
+                _ => Cow::Borrowed(text.as_str()),
             }
         }
-        Value::Bool(flag) => out.push_str(if *flag { "'true'" } else { "'false'" }),
-        Value::Number(number) => push_literal(out, &number.to_string()),
+        Value::Bool(flag) => Cow::Borrowed(if *flag { "true" } else { "false" }),
+        Value::Number(number) => Cow::Owned(number.to_string()),
         Value::Array(items) if column.kind == ColumnKind::Array => {
             let mut array = String::new();
             push_array(&mut array, items)?;
-            push_literal(out, &array);
+            Cow::Owned(array)
         }
-        Value::Array(_) | Value::Object(_) => push_literal(out, &value.to_string()),
+        Value::Array(_) | Value::Object(_) => Cow::Owned(value.to_string()),
+    }))
+}
+
+/// Append `value` as a literal for a column of `column` type (`NULL` for null).
+///
+/// # Errors
+/// A string holding a NUL character (Postgres text cannot store it).
+pub fn push_value(out: &mut String, value: &Value, column: &ColumnType) -> Result<(), ValueError> {
+    match text_form(value, column)? {
+        None => out.push_str("NULL"),
+        Some(text) => push_literal(out, &text),
     }
+    Ok(())
+}
+
+/// Append `value` as a field of COPY's text format (`\N` for null; backslash, tab, newline and
+/// carriage return escaped).
+///
+/// # Errors
+/// As [`push_value`].
+pub fn push_copy_value(out: &mut String, value: &Value, column: &ColumnType) -> Result<(), ValueError> {
+    let Some(text) = text_form(value, column)? else {
+        out.push_str("\\N");
+        return Ok(());
+    };
+    let mut rest: &str = &text;
+    while let Some(position) = rest.find(['\\', '\t', '\n', '\r']) {
+        out.push_str(&rest[..position]);
+        out.push_str(match rest.as_bytes()[position] {
+            b'\\' => "\\\\",
+            b'\t' => "\\t",
+            b'\n' => "\\n",
+            _ => "\\r",
+        });
+        rest = &rest[position + 1..];
+    }
+    out.push_str(rest);
     Ok(())
 }
 
@@ -223,19 +261,68 @@ pub fn insert(
         push_tuple(&mut sql, row, names, columns, false).map_err(|error| (index, error))?;
     }
     if upsert {
-        let _ = write!(sql, " ON CONFLICT ({}) DO ", idents(key));
-        let updated: Vec<String> = names
-            .iter()
-            .filter(|name| !key.contains(name))
-            .map(|name| format!("{0} = EXCLUDED.{0}", ident(name)))
-            .collect();
-        if updated.is_empty() {
-            sql.push_str("NOTHING");
-        } else {
-            let _ = write!(sql, "UPDATE SET {}", updated.join(", "));
-        }
+        push_on_conflict(&mut sql, names, key);
     }
     Ok(sql)
+}
+
+/// ` ON CONFLICT (key) DO UPDATE SET c = EXCLUDED.c, ...` (`DO NOTHING` without other columns).
+fn push_on_conflict(sql: &mut String, names: &[String], key: &[String]) {
+    let _ = write!(sql, " ON CONFLICT ({}) DO ", idents(key));
+    let updated: Vec<String> = names
+        .iter()
+        .filter(|name| !key.contains(name))
+        .map(|name| format!("{0} = EXCLUDED.{0}", ident(name)))
+        .collect();
+    if updated.is_empty() {
+        sql.push_str("NOTHING");
+    } else {
+        let _ = write!(sql, "UPDATE SET {}", updated.join(", "));
+    }
+}
+
+/// An upsert through a staging table: the statement creating `stage` (a temporary table with
+/// `names`' columns of `table`, dropped at commit), and the one moving its rows into `table`
+/// with `ON CONFLICT (key) DO UPDATE` and dropping it. The rows go in between by
+/// [`copy`] into `stage`.
+pub fn staged_upsert(table: &TableName, names: &[String], key: &[String], stage: &str) -> (String, String) {
+    let columns = idents(names);
+    let create = format!(
+        "CREATE TEMPORARY TABLE {stage} ON COMMIT DROP AS SELECT {columns} FROM {} WITH NO DATA",
+        table.to_sql()
+    );
+    let mut merge = format!("INSERT INTO {} ({columns}) SELECT {columns} FROM {stage}", table.to_sql());
+    push_on_conflict(&mut merge, names, key);
+    let _ = write!(merge, "; DROP TABLE {stage}");
+    (create, merge)
+}
+
+/// `COPY table (cols) FROM STDIN` (`table` as SQL) and its input: `rows` in COPY's text format,
+/// one line each; `columns` are the target's.
+///
+/// # Errors
+/// A value that cannot be written (the row's index in `rows`).
+pub fn copy(
+    table: &str,
+    names: &[String],
+    rows: &[&Row],
+    columns: &impl Columns,
+) -> Result<(String, String), (usize, ValueError)> {
+    let statement = format!("COPY {table} ({}) FROM STDIN", idents(names));
+    let types: Vec<&ColumnType> =
+        names.iter().map(|name| column_of(columns, name)).collect::<Result<_, _>>().map_err(|error| (0, error))?;
+    let mut data = String::with_capacity(rows.len() * 64);
+    for (index, row) in rows.iter().enumerate() {
+        for (position, (name, column)) in names.iter().zip(&types).enumerate() {
+            if position > 0 {
+                data.push('\t');
+            }
+            push_copy_value(&mut data, row.get(name).unwrap_or(&Value::Null), column)
+                .map_err(|error| (index, error))?;
+        }
+        data.push('\n');
+    }
+    Ok((statement, data))
 }
 
 /// `UPDATE t SET c = v.c FROM (VALUES ...) AS v(cols) WHERE t.k = v.k`; `None` when the rows

@@ -252,6 +252,35 @@ fn statements_quote_values_for_their_columns() {
 }
 
 #[test]
+fn copy_input_escapes_text_format_specials_and_writes_null_as_backslash_n() {
+    let table = TableName::parse("s.t").unwrap();
+    let names = ["blob", "doc", "id", "name", "tags"].map(str::to_owned);
+    let first = row(
+        json!({"id": 1, "name": "tab\there\nnew\\back\rcr", "tags": ["a", "b\tc"], "doc": {"k": "x\ny"}, "blob": "AQI="}),
+    );
+    let second = row(json!({"id": 2, "name": null, "tags": null, "doc": null}));
+    let (statement, data) = sql::copy(&table.to_sql(), &names, &[&first, &second], &columns()).unwrap();
+    assert_eq!(statement, "COPY \"s\".\"t\" (\"blob\",\"doc\",\"id\",\"name\",\"tags\") FROM STDIN");
+    assert_eq!(
+        data,
+        "\\\\x0102\t{\"k\":\"x\\\\ny\"}\t1\ttab\\there\\nnew\\\\back\\rcr\t{\"a\",\"b\\tc\"}\n\
+         \\N\t\\N\t2\t\\N\t\\N\n"
+    );
+    let (create, merge) = sql::staged_upsert(&table, &["id".to_owned(), "name".to_owned()], &["id".to_owned()], "st");
+    assert_eq!(
+        create,
+        "CREATE TEMPORARY TABLE st ON COMMIT DROP AS SELECT \"id\",\"name\" FROM \"s\".\"t\" WITH NO DATA"
+    );
+    assert_eq!(
+        merge,
+        "INSERT INTO \"s\".\"t\" (\"id\",\"name\") SELECT \"id\",\"name\" FROM st \
+         ON CONFLICT (\"id\") DO UPDATE SET \"name\" = EXCLUDED.\"name\"; DROP TABLE st"
+    );
+    let nul = row(json!({"id": 3, "name": "a\u{0}b"}));
+    assert_eq!(sql::copy(&table.to_sql(), &names, &[&first, &nul], &columns()).unwrap_err().0, 1);
+}
+
+#[test]
 fn auto_created_columns_follow_the_json_types() {
     let types: Vec<String> = [json!(1), json!(u64::MAX), json!(1.5), json!(true), json!("x"), json!([1]), json!(null)]
         .iter()

@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use futures::SinkExt as _;
 use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, ReplicationEvent, TlsConfig};
 use tokio_postgres::SimpleQueryMessage;
 
@@ -199,6 +200,14 @@ impl wit::Host for TaskState {
         let client = self.postgres.sql()?;
         let messages = client.simple_query(&sql).await.map_err(|error| sql_error(&error))?;
         Ok(rows_to_json(&messages))
+    }
+
+    async fn copy_in(&mut self, sql: String, data: Vec<u8>) -> Result<u64, PgError> {
+        let client = self.postgres.sql()?;
+        let sink = client.copy_in::<_, bytes::Bytes>(sql.as_str()).await.map_err(|error| sql_error(&error))?;
+        let mut sink = std::pin::pin!(sink);
+        sink.send(bytes::Bytes::from(data)).await.map_err(|error| sql_error(&error))?;
+        sink.as_mut().finish().await.map_err(|error| sql_error(&error))
     }
 
     async fn create_slot_with_snapshot(
