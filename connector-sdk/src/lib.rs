@@ -102,6 +102,7 @@
 //! a trap and fails the task. Return [`ConnectorError`] for anything expected.
 
 pub mod batch;
+pub mod calendar;
 pub mod config;
 mod connector;
 mod export;

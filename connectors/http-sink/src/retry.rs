@@ -3,6 +3,7 @@
 //! `retry.backoff.max.ms`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use weir_connector_sdk::calendar::days_from_civil;
 
 /// The statuses worth a retry, as inclusive ranges.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,17 +91,6 @@ fn http_date(value: &str) -> Option<u64> {
     }
     let days = days_from_civil(year, month, day as i64);
     u64::try_from(days).ok().map(|days| days * 86_400 + hour * 3_600 + minute * 60 + second)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_from_march = (month + 9) % 12;
-    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
 }
 
 #[cfg(test)]

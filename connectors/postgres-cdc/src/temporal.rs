@@ -6,6 +6,7 @@ use crate::config::{IntervalHandlingMode, TimePrecisionMode};
 use crate::convert::{ReadPath, write_string};
 use crate::position::write_i64;
 use crate::values;
+use weir_connector_sdk::calendar::days_from_civil;
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 /// Debezium's average month (365.25 / 12 days) for interval microseconds.
@@ -14,17 +15,6 @@ const DAYS_PER_MONTH_AVG: f64 = 365.25 / 12.0;
 /// `PGStatement.DATE_POSITIVE_INFINITY` / `DATE_NEGATIVE_INFINITY` divided by 1000).
 const POSITIVE_INFINITY_MILLIS: i64 = 9_223_372_036_825_200;
 const NEGATIVE_INFINITY_MILLIS: i64 = -9_223_372_036_832_400;
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_index = (month + 9) % 12;
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
 
 /// `YYYY-MM-DD[ BC]` as days since the epoch.
 fn parse_date(text: &str) -> Option<i64> {
