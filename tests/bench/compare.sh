@@ -5,6 +5,11 @@
 # binary, then with the new one. Prints every figure and, per figure, the medians and new/old.
 #
 #   bash tests/bench/compare.sh OLD_WEIR NEW_WEIR [ROUNDS]
+#
+# Build the two binaries in separate target directories (CARGO_TARGET_DIR). Cargo names the
+# artifacts of workspace crates by their path inside the workspace, so a second worktree built in
+# the same target directory reuses every artifact whose sources are older than it: an "old"
+# binary built after the new one in one target directory comes out part new.
 set -euo pipefail
 
 old="$1"
