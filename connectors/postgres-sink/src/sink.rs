@@ -275,30 +275,13 @@ fn report(failures: BTreeMap<usize, String>) -> Vec<RecordFailure> {
 /// order (runs of SQL statements in one round trip each, COPYs on their own), committed when
 /// `commit`. The first error ends it, with the transaction still open.
 fn write_fast(cas: &str, statements: &[(Piece, Statement)], commit: bool) -> Result<(), PgError> {
-    let mut script = String::with_capacity(
-        statements
-            .iter()
-            .map(|(_, statement)| if let Statement::Sql(text) = statement { text.len() + 2 } else { 0 })
-            .sum::<usize>()
-            + cas.len()
-            + 32,
-    );
-    script.push_str("BEGIN; ");
-    script.push_str(cas);
+    let mut script = format!("BEGIN; {cas}");
     for (_, statement) in statements {
         match statement {
-            Statement::Sql(text) => {
-                if !script.is_empty() {
-                    script.push_str("; ");
-                }
-                script.push_str(text);
-            }
+            Statement::Sql(text) => push_statement(&mut script, text),
             Statement::Copy { before, sql, data, after } => {
                 if let Some(before) = before {
-                    if !script.is_empty() {
-                        script.push_str("; ");
-                    }
-                    script.push_str(before);
+                    push_statement(&mut script, before);
                 }
                 if !script.is_empty() {
                     pg::query(&script)?;
@@ -306,21 +289,26 @@ fn write_fast(cas: &str, statements: &[(Piece, Statement)], commit: bool) -> Res
                 }
                 pg::copy_in(sql, data.as_bytes())?;
                 if let Some(after) = after {
-                    script.push_str(after);
+                    push_statement(&mut script, after);
                 }
             }
         }
     }
     if commit {
-        if !script.is_empty() {
-            script.push_str("; ");
-        }
-        script.push_str("COMMIT");
+        push_statement(&mut script, "COMMIT");
     }
     if !script.is_empty() {
         pg::query(&script)?;
     }
     Ok(())
+}
+
+/// Append `statement` to a script of statements run in one round trip.
+fn push_statement(script: &mut String, statement: &str) {
+    if !script.is_empty() {
+        script.push_str("; ");
+    }
+    script.push_str(statement);
 }
 
 /// Render `piece` for the fast path, moving records whose values cannot be written into

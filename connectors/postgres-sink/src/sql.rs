@@ -282,9 +282,9 @@ fn push_on_conflict(sql: &mut String, names: &[String], key: &[String]) {
 }
 
 /// An upsert through a staging table: the statement creating `stage` (a temporary table with
-/// `names`' columns of `table`, dropped at commit), and the one moving its rows into `table`
-/// with `ON CONFLICT (key) DO UPDATE` and dropping it. The rows go in between by
-/// [`copy`] into `stage`.
+/// `names`' columns of `table`, dropped when the transaction ends), and the one moving its rows
+/// into `table` with `ON CONFLICT (key) DO UPDATE`. The rows go in between by [`copy`] into
+/// `stage`.
 pub fn staged_upsert(table: &TableName, names: &[String], key: &[String], stage: &str) -> (String, String) {
     let columns = idents(names);
     let create = format!(
@@ -293,7 +293,6 @@ pub fn staged_upsert(table: &TableName, names: &[String], key: &[String], stage:
     );
     let mut merge = format!("INSERT INTO {} ({columns}) SELECT {columns} FROM {stage}", table.to_sql());
     push_on_conflict(&mut merge, names, key);
-    let _ = write!(merge, "; DROP TABLE {stage}");
     (create, merge)
 }
 
