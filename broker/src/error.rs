@@ -159,6 +159,28 @@ pub enum LogError {
         path: PathBuf,
     },
 
+    /// An atomic append could not undo its writes after failing: the partition takes no more
+    /// appends until the log is reopened, which rolls them back from the transaction journal.
+    #[error("partition {partition} of topic {topic} holds an atomic append that could not be undone; reopen the log")]
+    PartitionFailed {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+    },
+
+    /// An unfinished atomic append found at open could not be rolled back as its journal entry
+    /// says (see `<data_dir>/transactions.journal`).
+    #[error("cannot roll back the unfinished atomic append on {topic}-{partition}: {reason}")]
+    Rollback {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: u32,
+        /// What does not match.
+        reason: String,
+    },
+
     /// A file-system call failed.
     #[error("I/O error on {}", path.display())]
     Io {
@@ -199,6 +221,8 @@ impl LogError {
             | LogError::Encode { .. }
             | LogError::InvalidBatch { .. }
             | LogError::SegmentCorrupt { .. }
+            | LogError::PartitionFailed { .. }
+            | LogError::Rollback { .. }
             | LogError::MetadataCorrupt { .. } => false,
         }
     }

@@ -3,9 +3,13 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::error::LogError;
+
+/// At most this many fsyncs run at once when several partitions need one.
+const MAX_PARALLEL_SYNCS: usize = 8;
 
 /// Fsyncs a directory so that file creations, renames and deletions in it survive power loss.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
@@ -64,4 +68,41 @@ pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 
 pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs `work` on every item, on up to [`MAX_PARALLEL_SYNCS`] threads (fsyncs of different
+/// files overlap well), returning the first error after all items ran.
+pub(crate) fn run_parallel<T: Sync>(
+    items: &[T],
+    work: impl Fn(&T) -> Result<(), LogError> + Sync,
+) -> Result<(), LogError> {
+    if items.len() <= 1 {
+        return items.iter().try_for_each(work);
+    }
+    let next = AtomicUsize::new(0);
+    let worker = || {
+        let mut first_error = None;
+        loop {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(index) else { break };
+            if let Err(error) = work(item) {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error
+    };
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..items.len().min(MAX_PARALLEL_SYNCS))
+            // A helper that cannot be spawned just leaves its share to the others.
+            .filter_map(|_| std::thread::Builder::new().spawn_scoped(scope, worker).ok())
+            .collect();
+        let mut first_error = worker();
+        for helper in helpers {
+            match helper.join() {
+                Ok(error) => first_error = first_error.or(error),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    })
 }

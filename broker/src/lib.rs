@@ -61,6 +61,7 @@ mod retention;
 mod segment;
 mod swap;
 mod topic;
+mod transaction;
 mod validator;
 
 #[cfg(test)]

@@ -258,6 +258,20 @@ impl ActiveSegment {
         Ok((segment, report))
     }
 
+    /// Cuts the segment back to its first `position` bytes (a batch boundary), durably, and
+    /// rebuilds its indexes from what stays. Readers holding a slice of the old file handle keep
+    /// reading the bytes they captured, which all lie below their own end.
+    pub(crate) fn truncate(&mut self, dir: &Path, position: u64, index_interval: u32) -> Result<(), LogError> {
+        self.log.set_len(position).map_err(LogError::io(&*self.paths.log))?;
+        self.log.sync_all().map_err(LogError::io(&*self.paths.log))?;
+        let (segment, report) = ActiveSegment::recover(dir, self.base_offset, index_interval)?;
+        if let Some((at, error)) = &report.damage {
+            tracing::warn!(segment = %self.paths.log.display(), position = at, %error, "truncated a corrupt batch below the undone append too");
+        }
+        *self = segment;
+        Ok(())
+    }
+
     pub(crate) fn base_offset(&self) -> i64 {
         self.base_offset
     }

@@ -30,9 +30,11 @@ pub(super) fn log_error(error: &LogError) -> i16 {
         LogError::Encode { .. } => ResponseError::MessageTooLarge,
         // Kafka's answer to a keyless record on a compacted topic.
         LogError::KeyRequired { .. } => ResponseError::InvalidRecord,
-        LogError::Io { .. } | LogError::SegmentCorrupt { .. } | LogError::MetadataCorrupt { .. } => {
-            ResponseError::KafkaStorageError
-        }
+        LogError::Io { .. }
+        | LogError::SegmentCorrupt { .. }
+        | LogError::MetadataCorrupt { .. }
+        | LogError::PartitionFailed { .. }
+        | LogError::Rollback { .. } => ResponseError::KafkaStorageError,
         LogError::InvalidLogConfig { .. } | LogError::DirectoryLocked { .. } => ResponseError::UnknownServerError,
     })
 }

@@ -1,6 +1,7 @@
 //! Behaviour of the log as a whole, through its public API: one module per area.
 
 mod admin;
+mod atomic;
 mod compaction;
 mod compaction_crash;
 mod durability;

@@ -101,9 +101,7 @@ impl EventLog for EmbeddedLog {
         _generation: Generation,
     ) -> Result<(), LogError> {
         self.blocking(move |log| {
-            log.append_many(&slices(&batches))?;
-            log.append(&offsets.topic, offsets.partition, &offsets.records)?;
-            Ok(())
+            log.append_atomic(&slices(&batches), (&offsets.topic, offsets.partition, &offsets.records)).map(drop)
         })
         .await
     }

@@ -99,13 +99,14 @@ pub trait EventLog: Send + Sync + fmt::Debug + 'static {
     /// An unknown topic or partition, a fenced generation, or the log failing.
     async fn append(&self, batches: Batches, generation: Generation) -> Result<Vec<AppendResult>, LogError>;
 
-    /// Appends a source task's records and then the offset record covering them: when this
-    /// returns both are durable. The offset record is written only after every record batch, so
-    /// a crash in between repeats records and never skips them; an implementation with atomic
-    /// multi-partition writes makes the pair one write (exactly-once).
+    /// Appends a source task's records and the offset record covering them as one atomic write:
+    /// when this returns both are durable, readers see neither before both, and after an error
+    /// or a crash neither is in the log (the ground for exactly-once sources). An implementation
+    /// that cannot make it atomic must at least write the offset record last, so that a failure
+    /// in between repeats records and never skips them.
     ///
     /// # Errors
-    /// As [`EventLog::append`]; the offsets are then not written.
+    /// As [`EventLog::append`]; neither the records nor the offsets are then written.
     async fn append_with_offsets(
         &self,
         batches: Batches,

@@ -32,7 +32,8 @@ pub(crate) enum Call {
 pub(crate) enum Fault {
     /// The call fails before doing anything, with a retriable I/O error or a fatal one.
     Fail { call: Call, nth: usize, retriable: bool },
-    /// `append_with_offsets` writes the records, then fails before the offset record.
+    /// `append_with_offsets` writes the records, then fails before the offset record: what a
+    /// log without atomic writes may do, the worst the task loop must survive.
     FailAfterRecords { nth: usize, retriable: bool },
     /// The call waits this long, then does its work.
     Delay { call: Call, nth: usize, delay: Duration },

@@ -7,9 +7,8 @@
 //! - **produce**: ensure a topic, read its config, append batches to several partitions at once;
 //! - **fetch**: read from an offset (several partitions in one call), wait for data past an offset;
 //! - **group offsets**: commit, read, list and delete a consumer group's committed offsets;
-//! - **an append of records together with their offset record**, the write a source task makes,
-//!   so that an exactly-once implementation can make it one atomic write without the task loop
-//!   changing.
+//! - **an atomic append of records together with their offset record**, the write a source task
+//!   makes: both land or neither does, so exactly-once sources need no change to the task loop.
 //!
 //! Every write carries the [`Generation`] of the assignment it comes from, so fencing a zombie
 //! worker's writes is a check inside an implementation, not a reshaping of the callers.

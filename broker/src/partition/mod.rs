@@ -26,6 +26,10 @@ use crate::record::{AppendResult, StoredRecord};
 use crate::retention::{RetentionLimits, SegmentSummary, segments_to_delete};
 use crate::segment::{ActiveSegment, BatchReader, SealedSegment, SegmentSlice, parse_segment_file_name};
 
+mod hold;
+
+pub(crate) use hold::{HoldStart, WriteHold};
+
 #[derive(Debug)]
 struct PartitionState {
     sealed: VecDeque<SealedSegment>,
@@ -34,11 +38,22 @@ struct PartitionState {
     dirty: bool,
     /// The topic was deleted; the handle must not take more writes.
     deleted: bool,
+    /// While an atomic append holds the partition: the end readers see. What lies past it is
+    /// not committed yet (see [`WriteHold`]).
+    held_end: Option<i64>,
+    /// An atomic append could not undo its writes: the partition takes no more appends until a
+    /// reopen rolls them back from the transaction journal.
+    failed: bool,
 }
 
 impl PartitionState {
     fn start_offset(&self) -> i64 {
         self.sealed.front().map_or(self.active.base_offset(), SealedSegment::base_offset)
+    }
+
+    /// The end readers see: the log end, or where an atomic append in progress began.
+    fn visible_end(&self) -> i64 {
+        self.held_end.unwrap_or_else(|| self.active.next_offset())
     }
 }
 
@@ -51,6 +66,9 @@ pub(crate) struct Partition {
     index_interval: u32,
     segment_bytes: AtomicU64,
     state: Mutex<PartitionState>,
+    /// Held by every append for its duration, and by an atomic append for all of its steps.
+    /// Taken before `state`, never after.
+    writer: Mutex<()>,
     /// Held by whatever removes sealed segments (the cleaner, retention, topic deletion), so
     /// they never interleave. Taken before `state`, never after.
     cleaner: Mutex<CleanerState>,
@@ -265,7 +283,15 @@ impl Partition {
             dir,
             index_interval,
             segment_bytes: AtomicU64::new(segment_bytes),
-            state: Mutex::new(PartitionState { sealed, active, dirty: recovered, deleted: false }),
+            state: Mutex::new(PartitionState {
+                sealed,
+                active,
+                dirty: recovered,
+                deleted: false,
+                held_end: None,
+                failed: false,
+            }),
+            writer: Mutex::new(()),
             cleaner: Mutex::new(cleaner),
             synced: Mutex::new(-1),
             end_offset: watch::Sender::new(end),
@@ -284,10 +310,9 @@ impl Partition {
     /// prefix of the batches may be in the log (visible, with their offsets); the rest is not.
     pub(crate) fn append(&self, encoded: &mut EncodedBatches) -> Result<AppendResult, LogError> {
         let segment_bytes = self.segment_bytes.load(Ordering::Relaxed);
+        let _writer = lock(&self.writer);
         let mut state = lock(&self.state);
-        if state.deleted {
-            return Err(self.deleted_error());
-        }
+        self.check_writable(&state)?;
         let base = state.active.next_offset();
         if encoded.record_count() == 0 {
             return Ok(AppendResult { base_offset: base, last_offset: base - 1 });
@@ -333,6 +358,16 @@ impl Partition {
             self.end_offset.send_replace(end);
         }
         result.map(|()| AppendResult { base_offset: base, last_offset: end - 1 })
+    }
+
+    fn check_writable(&self, state: &PartitionState) -> Result<(), LogError> {
+        if state.deleted {
+            return Err(self.deleted_error());
+        }
+        if state.failed {
+            return Err(LogError::PartitionFailed { topic: self.topic.to_string(), partition: self.id });
+        }
+        Ok(())
     }
 
     /// Seals the active segment and starts a new one at the log end.
@@ -464,7 +499,7 @@ impl Partition {
         if state.deleted {
             return Err(self.deleted_error());
         }
-        let end = state.active.next_offset();
+        let end = state.visible_end();
         let from = from.max(state.start_offset());
         if from >= end {
             return Ok(None);
@@ -541,14 +576,14 @@ impl Partition {
 
     /// The offset of the first record whose timestamp is `>= timestamp`, if any.
     pub(crate) fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<i64>, LogError> {
-        let slice = {
+        let (slice, end) = {
             let mut state = lock(&self.state);
             if state.deleted {
                 return Err(self.deleted_error());
             }
             let state = &mut *state;
             let newer = |max: Option<i64>| max.is_some_and(|max| max >= timestamp);
-            if let Some(segment) = state.sealed.iter_mut().find(|segment| newer(segment.max_timestamp())) {
+            let slice = if let Some(segment) = state.sealed.iter_mut().find(|segment| newer(segment.max_timestamp())) {
                 let start = lookup_time(segment.time_index()?, timestamp).map_or(segment.base_offset(), |entry| {
                     segment.base_offset() + i64::from(entry.relative_offset) + 1
                 });
@@ -562,16 +597,23 @@ impl Partition {
                 active.slice(position_for(active.offset_index(), active.base_offset(), start))
             } else {
                 return Ok(None);
-            }
+            };
+            (slice, state.visible_end())
         };
         let mut reader = BatchReader::for_slice(&slice);
         while let Some(batch) = reader.next_batch()? {
+            if batch.header.base_offset >= end {
+                return Ok(None);
+            }
             if batch.header.max_timestamp < timestamp {
                 continue;
             }
             let corrupt = corrupt_at(&slice, batch.position);
             for record in batch_records(&batch.bytes).map_err(&corrupt)? {
                 let record = record.map_err(&corrupt)?;
+                if record.offset >= end {
+                    return Ok(None);
+                }
                 if record.timestamp >= timestamp {
                     return Ok(Some(record.offset));
                 }

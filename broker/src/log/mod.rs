@@ -9,12 +9,12 @@
 //!                                          and for compacted topics cleaner-checkpoint (and,
 //!                                          while a clean swaps segments, *.cleaned / *.swap)
 //! <data_dir>/groups/<group>.json           committed offsets of one consumer group
+//! <data_dir>/transactions.journal          intents of atomic appends (see crate::transaction)
 //! ```
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -26,15 +26,15 @@ use crate::batch::{CheckedBatches, EncodedBatches};
 use crate::cleaner::{CleanSettings, CompactionStats, clean_partition};
 use crate::config::{CleanupPolicy, FlushPolicy, LogConfig, TopicConfig};
 use crate::error::LogError;
-use crate::fs_util::{lock, read, remove_dir_if_exists, remove_file_if_exists, sync_dir, write};
+use crate::fs_util::{lock, read, remove_dir_if_exists, remove_file_if_exists, run_parallel, sync_dir, write};
 use crate::groups::GroupStore;
 use crate::partition::Partition;
 use crate::record::{AppendResult, Record, StoredRecord};
 use crate::retention::RetentionLimits;
 use crate::topic::{metadata_path, partition_dir, read_metadata, validate_topic_name, write_metadata};
+use crate::transaction::Journal;
 
-/// At most this many fsyncs run at once when several partitions need one.
-const MAX_PARALLEL_SYNCS: usize = 8;
+mod atomic;
 
 type TopicMap = RwLock<BTreeMap<String, Arc<Topic>>>;
 
@@ -64,6 +64,7 @@ pub struct Log {
     /// Serializes topic creation, deletion and reconfiguration.
     admin: Mutex<()>,
     groups: GroupStore,
+    journal: Journal,
     flusher: Mutex<Option<Background>>,
     cleaner: Mutex<Option<Background>>,
     /// Holds the directory's lock for the life of the log.
@@ -110,6 +111,11 @@ impl Log {
         let topics_dir = dir.join("topics");
         std::fs::create_dir_all(&topics_dir).map_err(LogError::io(&topics_dir))?;
         let topics = Self::load_topics(&topics_dir, &config)?;
+        let (journal, intents) = Journal::open(&dir)?;
+        crate::transaction::recover(&intents, |topic, partition| {
+            topics.get(topic).and_then(|topic| topic.partitions.get(partition as usize).cloned())
+        })?;
+        journal.clear()?;
         let groups = GroupStore::open(dir.join("groups"))?;
         tracing::info!(dir = %dir.display(), topics = topics.len(), flush = ?config.flush, "opened log");
 
@@ -120,6 +126,7 @@ impl Log {
             topics: Arc::new(RwLock::new(topics)),
             admin: Mutex::new(()),
             groups,
+            journal,
             flusher: Mutex::new(None),
             cleaner: Mutex::new(None),
             _lock_file: lock_file,
@@ -781,38 +788,4 @@ fn flush_topics(topics: &TopicMap) -> Result<(), LogError> {
         .cloned()
         .collect();
     run_parallel(&dirty, |partition| partition.sync_if_dirty())
-}
-
-/// Runs `work` on every item, on up to [`MAX_PARALLEL_SYNCS`] threads (fsyncs of different
-/// files overlap well), returning the first error after all items ran.
-fn run_parallel<T: Sync>(items: &[T], work: impl Fn(&T) -> Result<(), LogError> + Sync) -> Result<(), LogError> {
-    if items.len() <= 1 {
-        return items.iter().try_for_each(work);
-    }
-    let next = AtomicUsize::new(0);
-    let worker = || {
-        let mut first_error = None;
-        loop {
-            let index = next.fetch_add(1, Ordering::Relaxed);
-            let Some(item) = items.get(index) else { break };
-            if let Err(error) = work(item) {
-                first_error.get_or_insert(error);
-            }
-        }
-        first_error
-    };
-    std::thread::scope(|scope| {
-        let helpers: Vec<_> = (1..items.len().min(MAX_PARALLEL_SYNCS))
-            // A helper that cannot be spawned just leaves its share to the others.
-            .filter_map(|_| std::thread::Builder::new().spawn_scoped(scope, worker).ok())
-            .collect();
-        let mut first_error = worker();
-        for helper in helpers {
-            match helper.join() {
-                Ok(error) => first_error = first_error.or(error),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        first_error.map_or(Ok(()), Err)
-    })
 }
