@@ -9,8 +9,8 @@ use super::api_versions::{self, supported};
 use super::connection::Peer;
 use super::server::Context;
 use super::{
-    create_partitions, create_topics, delete_topics, describe_cluster, describe_configs, fetch, find_coordinator,
-    group, init_producer_id, list_offsets, metadata, offset_commit, offset_fetch, produce,
+    alter_configs, create_partitions, create_topics, delete_topics, describe_cluster, describe_configs, fetch,
+    find_coordinator, group, init_producer_id, list_offsets, metadata, offset_commit, offset_fetch, produce,
 };
 
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -118,6 +118,12 @@ pub(super) async fn dispatch(context: &Context, frame: Bytes, peer: &Peer) -> Re
         ApiKey::CreatePartitions => answer!(create_partitions),
         ApiKey::DeleteGroups => answer!(group::delete),
         ApiKey::DescribeConfigs => answer!(describe_configs),
+        ApiKey::AlterConfigs => answer!(alter_configs),
+        ApiKey::IncrementalAlterConfigs => {
+            let message = decode(&mut body, api_key, version)?;
+            let response = alter_configs::handle_incremental(context, &request, message).await;
+            encode(correlation_id, &response, api_key, version).map(Some)
+        }
         ApiKey::DescribeCluster => answer!(describe_cluster),
         _ => Err(DispatchError::UnsupportedVersion { api_key, version }),
     }

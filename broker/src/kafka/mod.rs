@@ -18,6 +18,7 @@
 //! [`Log::append_checked`]: crate::Log::append_checked
 //! [`Log::read_batches`]: crate::Log::read_batches
 
+mod alter_configs;
 mod api_versions;
 mod codes;
 mod config;

@@ -53,6 +53,36 @@ pub(super) fn apply(config: &mut TopicConfig, name: &str, value: Option<&str>) -
     Ok(())
 }
 
+/// Puts one setting back to its default (Kafka's DELETE of a topic config). Ignored names
+/// have no setting to reset.
+pub(super) fn reset(config: &mut TopicConfig, name: &str) -> Result<(), String> {
+    let defaults = TopicConfig::default();
+    match name {
+        "cleanup.policy" => config.cleanup_policy = defaults.cleanup_policy,
+        "retention.ms" => config.retention_ms = defaults.retention_ms,
+        "retention.bytes" => config.retention_bytes = defaults.retention_bytes,
+        "segment.bytes" => config.segment_bytes = defaults.segment_bytes,
+        ignored if IGNORED.contains(&ignored) => {}
+        other => return Err(format!("unknown topic config {other:?}")),
+    }
+    Ok(())
+}
+
+/// The current value of a list setting as its items (only `cleanup.policy` is one), for
+/// Kafka's APPEND and SUBTRACT.
+pub(super) fn list(config: &TopicConfig, name: &str) -> Result<Vec<String>, String> {
+    match name {
+        "cleanup.policy" => Ok(vec![
+            match config.cleanup_policy {
+                CleanupPolicy::Delete => "delete",
+                CleanupPolicy::Compact => "compact",
+            }
+            .to_owned(),
+        ]),
+        other => Err(format!("{other} is not a list: only SET and DELETE apply to it")),
+    }
+}
+
 /// The topic's settings as Kafka names them, with whether each is set on the topic (not a
 /// default).
 pub(super) fn describe(config: &TopicConfig, log_segment_bytes: u64) -> Vec<(&'static str, String, bool)> {
@@ -95,5 +125,11 @@ mod tests {
         );
         assert!(apply(&mut config, "retention.ms", Some("soon")).is_err());
         assert!(apply(&mut config, "no.such.config", Some("1")).is_err());
+        reset(&mut config, "retention.ms").expect("valid");
+        reset(&mut config, "cleanup.policy").expect("valid");
+        assert_eq!((config.retention_ms, config.cleanup_policy), (None, CleanupPolicy::Delete));
+        assert_eq!(list(&config, "cleanup.policy"), Ok(vec!["delete".to_owned()]));
+        assert!(list(&config, "retention.ms").is_err());
+        assert!(reset(&mut config, "no.such.config").is_err());
     }
 }

@@ -5,6 +5,7 @@ Usage: confluent_clients.py COMMAND BOOTSTRAP [ARGS]
   group BOOTSTRAP TOPIC GROUP      two members: rebalance on join and leave, commit
   produce BOOTSTRAP TOPIC FIRST N  produce values FIRST..FIRST+N-1
   consume BOOTSTRAP TOPIC GROUP N  consume N records as GROUP, commit, print their values
+  configs BOOTSTRAP                alter a topic's configs (incremental and whole), describe them
 Exits non-zero (with a message) on any mismatch or timeout.
 """
 
@@ -12,7 +13,7 @@ import sys
 import time
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
 
 DEADLINE_S = 60
 
@@ -115,6 +116,86 @@ def codecs(bootstrap):
             fail(f"from latest got {message.value()!r}")
         break
     consumer.close()
+    print("ok")
+
+
+def topic_configs(admin, topic):
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    entries = admin.describe_configs([resource])[resource].result(timeout=30)
+    return {name: entry.value for name, entry in entries.items()}
+
+
+def alter_incremental(admin, topic, *changes, validate_only=False):
+    """Applies (name, operation, value) changes; returns the error, or None."""
+    entries = [ConfigEntry(name, value, incremental_operation=operation) for name, operation, value in changes]
+    resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=entries)
+    try:
+        for future in admin.incremental_alter_configs([resource], validate_only=validate_only).values():
+            future.result(timeout=30)
+    except KafkaException as error:
+        return error.args[0]
+    return None
+
+
+def configs(bootstrap):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic = "py-configs"
+    create_topic(bootstrap, topic, 2)
+    want = lambda configs, expected, what: [  # noqa: E731
+        fail(f"{what}: {name} is {configs.get(name)!r}, not {value!r}")
+        for name, value in expected.items()
+        if configs.get(name) != value
+    ]
+    before = topic_configs(admin, topic)
+    want(before, {"cleanup.policy": "delete", "retention.ms": "-1"}, "at creation")
+
+    error = alter_incremental(
+        admin, topic, ("retention.ms", AlterConfigOpType.SET, "3600000"),
+        ("cleanup.policy", AlterConfigOpType.APPEND, "compact"),
+        ("retention.bytes", AlterConfigOpType.SET, "1048576"),
+    )
+    if error is not None:
+        fail(f"incremental alter: {error}")
+    want(topic_configs(admin, topic), {"retention.ms": "3600000", "cleanup.policy": "compact",
+                                        "retention.bytes": "1048576"}, "after SET and APPEND")
+
+    # DELETE puts a setting back to its default; the others stay.
+    if (error := alter_incremental(admin, topic, ("retention.bytes", AlterConfigOpType.DELETE, None))) is not None:
+        fail(f"incremental delete: {error}")
+    want(topic_configs(admin, topic), {"retention.bytes": "-1", "retention.ms": "3600000"}, "after DELETE")
+
+    # validate_only changes nothing; a bad entry fails its resource whole, with INVALID_CONFIG.
+    if alter_incremental(admin, topic, ("retention.ms", AlterConfigOpType.SET, "5"), validate_only=True):
+        fail("validate_only was refused")
+    error = alter_incremental(
+        admin, topic, ("retention.ms", AlterConfigOpType.SET, "7"), ("no.such.config", AlterConfigOpType.SET, "1"),
+    )
+    if error is None or error.name() != "INVALID_CONFIG":
+        fail(f"an unknown config gave {error!r}, not INVALID_CONFIG")
+    error = alter_incremental(admin, topic, ("retention.ms", AlterConfigOpType.APPEND, "1"))
+    if error is None or error.name() != "INVALID_CONFIG":
+        fail(f"APPEND to a number gave {error!r}, not INVALID_CONFIG")
+    want(topic_configs(admin, topic), {"retention.ms": "3600000"}, "after refused changes")
+    error = alter_incremental(admin, "py-no-such-topic", ("retention.ms", AlterConfigOpType.SET, "1"))
+    if error is None or error.name() != "UNKNOWN_TOPIC_OR_PART":
+        fail(f"an unknown topic gave {error!r}")
+
+    # AlterConfigs (the older request) replaces the whole set: what it leaves out is reset.
+    resource = ConfigResource(ResourceType.TOPIC, topic, set_config={"segment.bytes": "2097152"})
+    for future in admin.alter_configs([resource]).values():
+        future.result(timeout=30)
+    want(topic_configs(admin, topic), {"segment.bytes": "2097152", "retention.ms": "-1", "cleanup.policy": "delete"},
+         "after AlterConfigs")
+
+    # Broker settings are fixed at start.
+    broker = ConfigResource(ResourceType.BROKER, "0", incremental_configs=[
+        ConfigEntry("num.partitions", "3", incremental_operation=AlterConfigOpType.SET)])
+    try:
+        for future in admin.incremental_alter_configs([broker]).values():
+            future.result(timeout=30)
+        fail("a broker config change was accepted")
+    except KafkaException:
+        pass
     print("ok")
 
 
@@ -229,6 +310,8 @@ def main():
         produce(bootstrap, args[0], [str(value) for value in range(first, first + count)])
     elif command == "consume":
         consume_group(bootstrap, args[0], args[1], int(args[2]))
+    elif command == "configs":
+        configs(bootstrap)
     else:
         fail(f"unknown command {command}")
 
