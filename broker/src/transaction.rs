@@ -6,17 +6,17 @@
 //!    no other append runs on them, and readers see only what was there before
 //!    ([`WriteHold`]);
 //! 2. writes an intent to the transaction journal, `<data_dir>/transactions.journal`: where each
-//!    partition's part begins (offset, segment, byte). Synced, so it is on disk before any record
-//!    it covers can be;
-//! 3. writes the records and syncs them;
-//! 4. writes the commit batch and syncs it: the commit point;
-//! 5. publishes: readers see all of it at once.
+//!    partition's part begins (offset, segment, byte) and how many records it has. Synced, so it
+//!    is on disk before any record it covers can be;
+//! 3. writes the records, then the commit batch, and syncs every partition at once;
+//! 4. publishes: readers see all of it at once; the journal notes it settled (not synced).
 //!
-//! A failure in 3 or 4 truncates every partition back to where it began, notes an abort in the
-//! journal and releases the partitions. A crash anywhere leaves the intent: reopening the log
-//! finds the commit partition short of the commit batch and truncates every partition back, or
-//! finds the commit batch whole and keeps everything. The journal is emptied at open, and when it
-//! has grown while no atomic append is in flight.
+//! A failure in 3 truncates every partition back to where it began, notes the intent settled
+//! (synced) and releases the partitions. A crash anywhere leaves the intent unsettled: reopening
+//! the log keeps the append if every partition holds all of its part, and truncates every part
+//! away otherwise. So two rounds of fsyncs (the intent, then all the data) make it atomic even
+//! through a power loss. The journal is emptied at open, and when it has grown while no atomic
+//! append is in flight.
 //!
 //! Only [`FlushPolicy::EveryBatch`] syncs: under the other policies the order of the writes
 //! still keeps the append atomic through a killed process; a power loss can break it only for
@@ -39,25 +39,22 @@ const JOURNAL_FILE: &str = "transactions.journal";
 const JOURNAL_RESET_BYTES: u64 = 1 << 20;
 const ENTRY_HEADER_BYTES: usize = 8;
 const KIND_INTENT: u8 = 1;
-const KIND_ABORT: u8 = 2;
+const KIND_SETTLED: u8 = 2;
 
-/// Where one partition's part of an atomic append begins.
+/// One partition's part of an atomic append: where it begins and how many records it has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct IntentPart {
     pub(crate) topic: String,
     pub(crate) partition: u32,
     pub(crate) start: HoldStart,
+    pub(crate) records: u64,
 }
 
-/// An atomic append as the journal remembers it until it is known to be finished.
+/// An atomic append as the journal remembers it until it is settled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Intent {
     id: u64,
-    /// The commit batch's partition, and how many records the append puts there in all: it is
-    /// committed once that partition holds them.
-    commit: IntentPart,
-    commit_records: u64,
-    data: Vec<IntentPart>,
+    parts: Vec<IntentPart>,
 }
 
 /// Where a test stops an atomic append (see [`Stop`]).
@@ -65,9 +62,9 @@ pub(crate) struct Intent {
 pub(crate) enum TxnStep {
     /// The intent is in the journal; nothing else is written.
     Intent,
-    /// The records are written and synced; the commit batch is not.
+    /// The records are written (not synced); the commit batch is not.
     Records,
-    /// The commit batch is written and synced; nothing is published.
+    /// Everything is written and synced; nothing is published.
     Commit,
 }
 
@@ -98,7 +95,8 @@ struct JournalFile {
     keep: bool,
 }
 
-/// The transaction journal: intents and aborts, each framed as length, CRC32C, body.
+/// The transaction journal: intents, and notes that they settled, each framed as length,
+/// CRC32C, body.
 #[derive(Debug)]
 pub(crate) struct Journal {
     path: PathBuf,
@@ -112,6 +110,7 @@ fn put_part(body: &mut Vec<u8>, part: &IntentPart) {
     body.extend_from_slice(&part.start.offset.to_be_bytes());
     body.extend_from_slice(&part.start.segment_base.to_be_bytes());
     body.extend_from_slice(&part.start.position.to_be_bytes());
+    body.extend_from_slice(&part.records.to_be_bytes());
 }
 
 fn frame(body: &[u8]) -> Vec<u8> {
@@ -125,17 +124,15 @@ fn frame(body: &[u8]) -> Vec<u8> {
 fn encode_intent(intent: &Intent) -> Vec<u8> {
     let mut body = vec![KIND_INTENT];
     body.extend_from_slice(&intent.id.to_be_bytes());
-    body.extend_from_slice(&intent.commit_records.to_be_bytes());
-    put_part(&mut body, &intent.commit);
-    body.extend_from_slice(&(intent.data.len() as u32).to_be_bytes());
-    for part in &intent.data {
+    body.extend_from_slice(&(intent.parts.len() as u32).to_be_bytes());
+    for part in &intent.parts {
         put_part(&mut body, part);
     }
     frame(&body)
 }
 
-fn encode_abort(id: u64) -> Vec<u8> {
-    let mut body = vec![KIND_ABORT];
+fn encode_settled(id: u64) -> Vec<u8> {
+    let mut body = vec![KIND_SETTLED];
     body.extend_from_slice(&id.to_be_bytes());
     frame(&body)
 }
@@ -172,13 +169,13 @@ impl Reader<'_> {
         let topic = String::from_utf8(topic.to_vec()).ok()?;
         let partition = self.u32()?;
         let start = HoldStart { offset: self.i64()?, segment_base: self.i64()?, position: self.u64()? };
-        Some(IntentPart { topic, partition, start })
+        Some(IntentPart { topic, partition, start, records: self.u64()? })
     }
 }
 
 enum Entry {
     Intent(Intent),
-    Abort(u64),
+    Settled(u64),
 }
 
 fn decode(body: &[u8]) -> Option<Entry> {
@@ -186,20 +183,18 @@ fn decode(body: &[u8]) -> Option<Entry> {
     let mut reader = Reader(rest);
     let id = reader.u64()?;
     match kind {
-        KIND_ABORT => Some(Entry::Abort(id)),
+        KIND_SETTLED => Some(Entry::Settled(id)),
         KIND_INTENT => {
-            let commit_records = reader.u64()?;
-            let commit = reader.part()?;
             let count = reader.u32()?;
-            let data = (0..count).map(|_| reader.part()).collect::<Option<Vec<_>>>()?;
-            Some(Entry::Intent(Intent { id, commit, commit_records, data }))
+            let parts = (0..count).map(|_| reader.part()).collect::<Option<Vec<_>>>()?;
+            Some(Entry::Intent(Intent { id, parts }))
         }
         _ => None,
     }
 }
 
-/// The intents in `bytes` without an abort, up to the first torn or damaged entry (written, at
-/// most, by an append that then wrote nothing else).
+/// The intents in `bytes` not settled, up to the first torn or damaged entry (written, at most,
+/// by an append that then wrote nothing else).
 fn parse_journal(bytes: &[u8]) -> Vec<Intent> {
     let mut intents: Vec<Intent> = Vec::new();
     let mut rest = bytes;
@@ -211,7 +206,7 @@ fn parse_journal(bytes: &[u8]) -> Vec<Intent> {
         }
         match decode(&after[..len]) {
             Some(Entry::Intent(intent)) => intents.push(intent),
-            Some(Entry::Abort(id)) => intents.retain(|intent| intent.id != id),
+            Some(Entry::Settled(id)) => intents.retain(|intent| intent.id != id),
             None => break,
         }
         rest = &after[len..];
@@ -221,7 +216,7 @@ fn parse_journal(bytes: &[u8]) -> Vec<Intent> {
 
 impl Journal {
     /// Opens (creating if needed) the journal in the data directory; returns it with the intents
-    /// it holds that were not aborted. Call [`Journal::clear`] once they are resolved.
+    /// it holds that did not settle. Call [`Journal::clear`] once they are resolved.
     pub(crate) fn open(dir: &Path) -> Result<(Self, Vec<Intent>), LogError> {
         let path = dir.join(JOURNAL_FILE);
         let file = OpenOptions::new()
@@ -275,10 +270,11 @@ impl Journal {
         Ok(())
     }
 
-    /// Records that an intent was undone, so a reopen leaves its partitions alone.
-    fn abort(&self, id: u64, sync: bool) -> Result<(), LogError> {
+    /// Records that an intent settled (committed, or undone), so a reopen leaves its partitions
+    /// alone.
+    fn settle(&self, id: u64, sync: bool) -> Result<(), LogError> {
         let mut inner = lock(&self.inner);
-        self.write(&mut inner, &encode_abort(id), sync)
+        self.write(&mut inner, &encode_settled(id), sync)
     }
 
     /// An intent is finished; `keep` when it failed without being undone.
@@ -291,8 +287,9 @@ impl Journal {
 
 // --- recovery ---
 
-/// Resolves the intents found at open against the recovered partitions: an intent whose commit
-/// partition holds all of its records is kept; any other is truncated away in every partition.
+/// Resolves the intents found at open against the recovered partitions: an intent whose every
+/// partition holds all of its part is kept (it was synced whole, or reached the page cache whole
+/// before the process died); any other is truncated away in every partition.
 ///
 /// # Errors
 /// [`LogError::Rollback`] when a partition is not where its intent says it was written; I/O.
@@ -301,22 +298,19 @@ pub(crate) fn recover(
     partition: impl Fn(&str, u32) -> Option<Arc<Partition>>,
 ) -> Result<(), LogError> {
     for intent in intents {
-        let Some(commit) = partition(&intent.commit.topic, intent.commit.partition) else {
-            // The topic was deleted: nothing of the append is left to undo there, and the
-            // other partitions cannot tell a commit apart; keep what they hold.
-            tracing::warn!(
-                topic = intent.commit.topic,
-                partition = intent.commit.partition,
-                "the commit partition of an unfinished atomic append is gone; keeping its records"
-            );
-            continue;
-        };
-        if commit.end_offset() >= intent.commit.start.offset + intent.commit_records as i64 {
+        let handles: Vec<Option<Arc<Partition>>> =
+            intent.parts.iter().map(|part| partition(&part.topic, part.partition)).collect();
+        let whole = intent.parts.iter().zip(&handles).all(|(part, handle)| {
+            // A deleted topic has nothing left to undo, and cannot say whether its part landed.
+            handle.as_ref().is_none_or(|handle| handle.end_offset() >= part.start.offset + part.records as i64)
+        });
+        if whole {
             continue;
         }
-        for part in intent.data.iter().chain([&intent.commit]) {
-            let Some(handle) = partition(&part.topic, part.partition) else { continue };
-            if handle.truncate_to(part.start)? {
+        for (part, handle) in intent.parts.iter().zip(&handles) {
+            if let Some(handle) = handle
+                && handle.truncate_to(part.start)?
+            {
                 tracing::warn!(
                     topic = part.topic,
                     partition = part.partition,
@@ -361,29 +355,24 @@ pub(crate) fn append_atomic(
     involved.sort_by(|(a, _), (b, _)| (a.topic(), a.id()).cmp(&(b.topic(), b.id())));
     let mut holds = involved.iter().map(|(partition, bytes)| partition.hold(*bytes)).collect::<Result<Vec<_>, _>>()?;
 
-    let part = |hold: &WriteHold<'_>| IntentPart {
-        topic: hold.partition().topic().to_owned(),
-        partition: hold.partition().id(),
-        start: hold.start(),
-    };
-    let commit_at = hold_of(&holds, &commit.0);
-    let commit_records = data
-        .iter()
-        .chain([&commit])
-        .filter(|(partition, _)| Arc::ptr_eq(partition, &commit.0))
-        .map(|(_, encoded)| encoded.record_count())
-        .sum();
-    let written: Vec<usize> = {
-        let mut indexes: Vec<usize> = data.iter().map(|(partition, _)| hold_of(&holds, partition)).collect();
-        indexes.sort_unstable();
-        indexes.dedup();
-        indexes
+    let records_in = |hold: &WriteHold<'_>| -> u64 {
+        data.iter()
+            .chain([&commit])
+            .filter(|(partition, _)| std::ptr::eq(&**partition, hold.partition()))
+            .map(|(_, encoded)| encoded.record_count())
+            .sum()
     };
     let mut intent = Intent {
         id: 0,
-        commit: part(&holds[commit_at]),
-        commit_records,
-        data: written.iter().map(|&index| part(&holds[index])).collect(),
+        parts: holds
+            .iter()
+            .map(|hold| IntentPart {
+                topic: hold.partition().topic().to_owned(),
+                partition: hold.partition().id(),
+                start: hold.start(),
+                records: records_in(hold),
+            })
+            .collect(),
     };
     let durable = flush == FlushPolicy::EveryBatch;
     journal.begin(&mut intent, durable)?;
@@ -399,14 +388,12 @@ pub(crate) fn append_atomic(
             let at = hold_of(&holds, partition);
             results.push(holds[at].append(encoded)?);
         }
-        if durable {
-            let touched: Vec<&Partition> = written.iter().map(|&index| holds[index].partition()).collect();
-            run_parallel(&touched, |partition| partition.sync_if_dirty())?;
-        }
         check(TxnStep::Records)?;
-        holds[commit_at].append(&mut commit.1)?;
+        let at = hold_of(&holds, &commit.0);
+        holds[at].append(&mut commit.1)?;
         if durable {
-            holds[commit_at].partition().sync_if_dirty()?;
+            let partitions: Vec<&Partition> = holds.iter().map(WriteHold::partition).collect();
+            run_parallel(&partitions, |partition| partition.sync_if_dirty())?;
         }
         check(TxnStep::Commit)
     })();
@@ -414,13 +401,17 @@ pub(crate) fn append_atomic(
     match outcome {
         Ok(()) => {
             holds.into_iter().for_each(WriteHold::publish);
+            // Not synced: an intent found unsettled after a power loss is whole, and kept.
+            if let Err(error) = journal.settle(intent.id, false) {
+                tracing::warn!(%error, "could not note an atomic append settled; a reopen checks it instead");
+            }
             journal.finish(false);
             Ok(results)
         }
         Err(error) if stop.is_some_and(|stop| stop.crash) => Err(error),
         Err(error) => {
             let undone =
-                holds.iter_mut().try_for_each(WriteHold::undo).and_then(|()| journal.abort(intent.id, durable));
+                holds.iter_mut().try_for_each(WriteHold::undo).and_then(|()| journal.settle(intent.id, durable));
             match undone {
                 Ok(()) => {
                     holds.into_iter().for_each(WriteHold::publish);
@@ -446,22 +437,18 @@ mod tests {
             topic: topic.to_owned(),
             partition: 3,
             start: HoldStart { offset, segment_base: offset - 10, position: 4096 },
+            records: 5,
         }
     }
 
     #[test]
-    fn the_journal_keeps_intents_until_aborted_and_stops_at_a_torn_entry() {
-        let first = Intent { id: 7, commit: part("weir-offsets", 40), commit_records: 1, data: vec![part("a", 100)] };
-        let second = Intent {
-            id: 8,
-            commit: part("weir-offsets", 41),
-            commit_records: 2,
-            data: vec![part("a", 200), part("bé", 9)],
-        };
-        let third = Intent { id: 9, commit: part("weir-offsets", 43), commit_records: 1, data: vec![] };
+    fn the_journal_keeps_intents_until_settled_and_stops_at_a_torn_entry() {
+        let first = Intent { id: 7, parts: vec![part("weir-offsets", 40), part("a", 100)] };
+        let second = Intent { id: 8, parts: vec![part("weir-offsets", 41), part("a", 200), part("bé", 9)] };
+        let third = Intent { id: 9, parts: vec![part("weir-offsets", 43)] };
         let mut bytes = encode_intent(&first);
         bytes.extend(encode_intent(&second));
-        bytes.extend(encode_abort(7));
+        bytes.extend(encode_settled(7));
         assert_eq!(parse_journal(&bytes), vec![second.clone()]);
         let whole = bytes.len();
         bytes.extend(encode_intent(&third));

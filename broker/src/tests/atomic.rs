@@ -111,6 +111,23 @@ fn a_crash_at_any_step_leaves_all_or_nothing_after_a_reopen() {
 }
 
 #[test]
+fn a_power_loss_that_keeps_the_commit_but_not_all_records_undoes_every_part() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = prepared(dir.path(), every_batch());
+    let before = ends(&log);
+    append_until(&log, &big(), Some(Stop { after: TxnStep::Commit, crash: true })).expect_err("stopped");
+    drop(log);
+    // As if the disk had kept the commit batch and lost the tail of one partition's records.
+    let last = log_files(dir.path(), "a", 0).pop().expect("a segment");
+    let file = std::fs::OpenOptions::new().write(true).open(&last).expect("open");
+    file.set_len(file.metadata().expect("metadata").len() - 9).expect("tear");
+    drop(file);
+    let log = open(dir.path(), every_batch());
+    assert_eq!(ends(&log), before);
+    assert_eq!(read_all(&log, "o", 0).len() as i64, before[2]);
+}
+
+#[test]
 fn a_failed_atomic_append_is_undone_and_what_follows_it_survives_a_reopen() {
     for step in [TxnStep::Intent, TxnStep::Records, TxnStep::Commit] {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -124,9 +141,9 @@ fn a_failed_atomic_append_is_undone_and_what_follows_it_survives_a_reopen() {
         let read = log.read("a", 0, before[0], 1 << 20).expect("read");
         assert_eq!(values(&read), written_values(&plain), "{step:?}");
         drop(log);
-        // The journal's abort keeps the reopen from undoing the failed append a second time,
-        // over the records written since (the commit partition, still short of the commit,
-        // would say it never committed).
+        // The journal's note that it settled keeps the reopen from undoing the failed append a
+        // second time, over the records written since (the partitions, short of its parts, would
+        // say it never landed).
         let log = open(dir.path(), every_batch());
         assert_eq!(ends(&log), [before[0] + 4, before[1], before[2]], "{step:?}");
         let reread = log.read("a", 0, before[0], 1 << 20).expect("read");
