@@ -1,5 +1,7 @@
 //! Produce (3–9): each partition's batches are checked, sequence-checked for idempotent
-//! producers, and appended as sent. acks=0 gets no response at all, as in Kafka.
+//! producers, and appended as sent; then every partition the request wrote is synced at once (in
+//! parallel, one round of fsyncs per request, not one per partition), and only then answered.
+//! acks=0 gets no response at all, as in Kafka.
 
 use std::sync::Arc;
 
@@ -14,24 +16,25 @@ use super::producer_state::Verdict;
 use super::server::Context;
 use crate::{Log, LogError};
 
-/// The outcome for one partition: an error code and the base offset.
-fn append_partition(context: &Context, topic: &str, partition: i32, records: Option<Bytes>) -> (i16, i64) {
+/// The outcome for one partition: an error code and the base offset, and the end offset to sync
+/// when it appended something.
+fn append_partition(context: &Context, topic: &str, partition: i32, records: Option<Bytes>) -> (i16, i64, Option<i64>) {
     let Ok(partition) = u32::try_from(partition) else {
-        return (codes::code(ResponseError::UnknownTopicOrPartition), -1);
+        return (codes::code(ResponseError::UnknownTopicOrPartition), -1, None);
     };
     let Some(records) = records else {
-        return (codes::code(ResponseError::InvalidRecord), -1);
+        return (codes::code(ResponseError::InvalidRecord), -1, None);
     };
     let log: &Arc<Log> = &context.log;
     let checked = match log.check_batches(topic, partition, &records) {
         Ok(checked) => checked,
         Err(error) => {
             tracing::debug!(topic, partition, %error, "refused produced batch");
-            return (codes::log_error(&error), -1);
+            return (codes::log_error(&error), -1, None);
         }
     };
     if checked.is_empty() {
-        return (codes::code(ResponseError::InvalidRecord), -1);
+        return (codes::code(ResponseError::InvalidRecord), -1, None);
     }
     let producers = context.producers.partition(topic, partition);
     let mut producers = crate::fs_util::lock(&producers);
@@ -40,32 +43,33 @@ fn append_partition(context: &Context, topic: &str, partition: i32, records: Opt
     let idempotent = checked.producers().first().is_some_and(|first| first.producer_id >= 0);
     if idempotent && let Err(error) = producers.ensure_loaded(log, topic, partition) {
         tracing::warn!(topic, partition, %error, "cannot rebuild the partition's producer state");
-        return (codes::log_error(&error), -1);
+        return (codes::log_error(&error), -1, None);
     }
     match producers.check(&checked) {
         Verdict::Append => {}
-        Verdict::Duplicate(base_offset) => return (codes::NONE, base_offset),
-        Verdict::Refuse(error) => return (codes::code(error), -1),
+        Verdict::Duplicate(base_offset) => return (codes::NONE, base_offset, None),
+        Verdict::Refuse(error) => return (codes::code(error), -1, None),
     }
     let infos = checked.producers().to_vec();
-    match log.append_checked(topic, partition, checked) {
+    match log.append_checked_unsynced(topic, partition, checked) {
         Ok(appended) => {
             producers.record(&infos, appended.base_offset, appended.last_offset + 1);
             producers.snapshot_if_due(log, topic, partition);
-            (codes::NONE, appended.base_offset)
+            (codes::NONE, appended.base_offset, Some(appended.last_offset + 1))
         }
         Err(error) => {
             if !matches!(error, LogError::UnknownTopic { .. } | LogError::UnknownPartition { .. }) {
                 tracing::warn!(topic, partition, %error, "append of produced batch failed");
             }
-            (codes::log_error(&error), -1)
+            (codes::log_error(&error), -1, None)
         }
     }
 }
 
-/// Appends everything in the request.
+/// Appends everything in the request, then syncs what it appended.
 fn append_all(context: &Context, message: ProduceRequest) -> Vec<TopicProduceResponse> {
-    message
+    let mut to_sync: Vec<(String, u32, i64)> = Vec::new();
+    let mut responses: Vec<TopicProduceResponse> = message
         .topic_data
         .into_iter()
         .map(|topic| {
@@ -74,11 +78,13 @@ fn append_all(context: &Context, message: ProduceRequest) -> Vec<TopicProduceRes
                 .partition_data
                 .into_iter()
                 .map(|data| {
-                    let (error_code, base_offset) = append_partition(context, &name, data.index, data.records);
-                    let log_start_offset = u32::try_from(data.index)
-                        .ok()
-                        .and_then(|p| context.log.start_offset(&name, p).ok())
-                        .unwrap_or(-1);
+                    let (error_code, base_offset, end) = append_partition(context, &name, data.index, data.records);
+                    let partition = u32::try_from(data.index).ok();
+                    if let (Some(end), Some(partition)) = (end, partition) {
+                        to_sync.push((name.clone(), partition, end));
+                    }
+                    let log_start_offset =
+                        partition.and_then(|p| context.log.start_offset(&name, p).ok()).unwrap_or(-1);
                     PartitionProduceResponse::default()
                         .with_index(data.index)
                         .with_error_code(error_code)
@@ -89,7 +95,26 @@ fn append_all(context: &Context, message: ProduceRequest) -> Vec<TopicProduceRes
                 .collect();
             TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partitions)
         })
-        .collect()
+        .collect();
+    let ends: Vec<(&str, u32, i64)> =
+        to_sync.iter().map(|(topic, partition, end)| (topic.as_str(), *partition, *end)).collect();
+    if let Err(error) = context.log.sync_appended(&ends) {
+        // Which fsync failed is not known: none of the partitions written is acknowledged.
+        tracing::warn!(%error, "sync of produced batches failed");
+        let code = codes::log_error(&error);
+        for topic in &mut responses {
+            for partition in &mut topic.partition_responses {
+                let written = to_sync.iter().any(|(name, index, _)| {
+                    name.as_str() == topic.name.as_str() && i64::from(*index) == i64::from(partition.index)
+                });
+                if written {
+                    partition.error_code = code;
+                    partition.base_offset = -1;
+                }
+            }
+        }
+    }
+    responses
 }
 
 /// Every partition of the request answered with `error`.

@@ -415,12 +415,27 @@ impl Log {
         partition: u32,
         batches: CheckedBatches,
     ) -> Result<AppendResult, LogError> {
+        let result = self.append_checked_unsynced(topic, partition, batches)?;
+        self.sync_appended(&[(topic, partition, result.last_offset + 1)])?;
+        Ok(result)
+    }
+
+    /// [`Log::append_checked`] without its fsync: the records are in the log (and readable)
+    /// when this returns, but durable only once [`Log::sync_appended`] has returned for them.
+    /// A request that writes several partitions appends to each, then syncs them all at once.
+    ///
+    /// # Errors
+    ///
+    /// As [`Log::append_checked`].
+    pub fn append_checked_unsynced(
+        &self,
+        topic: &str,
+        partition: u32,
+        batches: CheckedBatches,
+    ) -> Result<AppendResult, LogError> {
         let handle = self.partition(topic, partition)?;
         let mut encoded = batches.encoded;
         let result = handle.append(&mut encoded)?;
-        if self.config.flush == FlushPolicy::EveryBatch && result.record_count() > 0 {
-            handle.sync_up_to(result.last_offset + 1)?;
-        }
         tracing::trace!(
             topic,
             partition,
@@ -429,6 +444,24 @@ impl Log {
             "appended producer batches"
         );
         Ok(result)
+    }
+
+    /// Makes what was appended below each `(topic, partition, end)` durable as the flush policy
+    /// says ([`FlushPolicy::EveryBatch`]: fsyncs, in parallel, of the partitions not yet synced
+    /// that far; other policies: nothing).
+    ///
+    /// # Errors
+    ///
+    /// [`LogError::UnknownTopic`] / [`LogError::UnknownPartition`]; [`LogError::Io`].
+    pub fn sync_appended(&self, ends: &[(&str, u32, i64)]) -> Result<(), LogError> {
+        if self.config.flush != FlushPolicy::EveryBatch {
+            return Ok(());
+        }
+        let partitions = ends
+            .iter()
+            .map(|&(topic, partition, end)| Ok((self.partition(topic, partition)?, end)))
+            .collect::<Result<Vec<_>, LogError>>()?;
+        run_parallel(&partitions, |(partition, end)| partition.sync_up_to(*end))
     }
 
     /// The partition to append `records` to, after checking that a compacted topic gets a key
