@@ -7,6 +7,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 
 use super::api_versions::{self, supported};
 use super::connection::Peer;
+use super::produce::{Produced, Unsynced};
 use super::server::Context;
 use super::{
     alter_configs, create_partitions, create_topics, delete_topics, describe_cluster, describe_configs, fetch,
@@ -61,9 +62,37 @@ fn encode<T: Encodable>(
     Ok(buf)
 }
 
-/// Decodes `frame`, runs the operation, and returns the response frame (without its size
-/// prefix), or `None` for requests Kafka does not answer (Produce with acks=0).
-pub(super) async fn dispatch(context: &Context, frame: Bytes, peer: &Peer) -> Result<Option<BytesMut>, DispatchError> {
+/// What a request comes to.
+#[derive(Debug)]
+pub(super) enum Outcome {
+    /// The response frame, without its size prefix.
+    Ready(BytesMut),
+    /// A produce request appended, answered once [`Outcome::finish`] has synced it.
+    Produced { pending: Unsynced, correlation_id: i32, version: i16 },
+    /// No answer: Kafka does not answer Produce with acks=0.
+    Silent,
+}
+
+impl Outcome {
+    /// Whether [`Outcome::finish`] blocks on an fsync.
+    pub(super) fn syncs(&self) -> bool {
+        matches!(self, Outcome::Produced { .. })
+    }
+
+    /// The response frame, once durable: syncs a produce request's appends (blocking on fsync).
+    pub(super) fn finish(self) -> Result<Option<BytesMut>, DispatchError> {
+        match self {
+            Outcome::Ready(frame) => Ok(Some(frame)),
+            Outcome::Produced { pending, correlation_id, version } => {
+                encode(correlation_id, &pending.finish(), ApiKey::Produce, version).map(Some)
+            }
+            Outcome::Silent => Ok(None),
+        }
+    }
+}
+
+/// Decodes `frame` and runs the operation; see [`Outcome`].
+pub(super) async fn dispatch(context: &Context, frame: Bytes, peer: &Peer) -> Result<Outcome, DispatchError> {
     let mut body = frame;
     let raw_key = i16::from_be_bytes([body[0], body[1]]);
     let version = i16::from_be_bytes([body[2], body[3]]);
@@ -77,7 +106,7 @@ pub(super) async fn dispatch(context: &Context, frame: Bytes, peer: &Peer) -> Re
             // Clients send their newest ApiVersions first and expect a v0 answer with the error
             // and our key list, then retry with a version from it.
             let response = api_versions::unsupported_version_response();
-            return encode(correlation_id, &response, api_key, 0).map(Some);
+            return encode(correlation_id, &response, api_key, 0).map(Outcome::Ready);
         }
         return Err(DispatchError::UnsupportedVersion { api_key, version });
     }
@@ -88,7 +117,7 @@ pub(super) async fn dispatch(context: &Context, frame: Bytes, peer: &Peer) -> Re
         ($($module:ident)::+) => {{
             let message = decode(&mut body, api_key, version)?;
             let response = $($module)::+::handle(context, &request, message).await;
-            encode(correlation_id, &response, api_key, version).map(Some)
+            encode(correlation_id, &response, api_key, version).map(Outcome::Ready)
         }};
     }
     match api_key {
@@ -96,10 +125,11 @@ pub(super) async fn dispatch(context: &Context, frame: Bytes, peer: &Peer) -> Re
         ApiKey::Metadata => answer!(metadata),
         ApiKey::Produce => {
             let message = decode(&mut body, api_key, version)?;
-            match produce::handle(context, &request, message).await {
-                Some(response) => encode(correlation_id, &response, api_key, version).map(Some),
-                None => Ok(None),
-            }
+            return match produce::handle(context, &request, message).await {
+                Produced::Refused(response) => encode(correlation_id, &response, api_key, version).map(Outcome::Ready),
+                Produced::Appended(pending) => Ok(Outcome::Produced { pending, correlation_id, version }),
+                Produced::Unanswered => Ok(Outcome::Silent),
+            };
         }
         ApiKey::Fetch => answer!(fetch),
         ApiKey::ListOffsets => answer!(list_offsets),
@@ -122,7 +152,7 @@ pub(super) async fn dispatch(context: &Context, frame: Bytes, peer: &Peer) -> Re
         ApiKey::IncrementalAlterConfigs => {
             let message = decode(&mut body, api_key, version)?;
             let response = alter_configs::handle_incremental(context, &request, message).await;
-            encode(correlation_id, &response, api_key, version).map(Some)
+            encode(correlation_id, &response, api_key, version).map(Outcome::Ready)
         }
         ApiKey::DescribeCluster => answer!(describe_cluster),
         _ => Err(DispatchError::UnsupportedVersion { api_key, version }),

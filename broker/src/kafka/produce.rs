@@ -66,10 +66,47 @@ fn append_partition(context: &Context, topic: &str, partition: i32, records: Opt
     }
 }
 
-/// Appends everything in the request, then syncs what it appended.
-fn append_all(context: &Context, message: ProduceRequest) -> Vec<TopicProduceResponse> {
+/// A produce request appended but not yet durable: answered by [`Unsynced::finish`], which
+/// syncs it. The connection finishes it while it appends the requests that follow, so their
+/// fsyncs overlap (and often coalesce: one fsync covers every append before it).
+#[derive(Debug)]
+pub(super) struct Unsynced {
+    log: Arc<Log>,
+    responses: Vec<TopicProduceResponse>,
+    to_sync: Vec<(String, u32, i64)>,
+}
+
+impl Unsynced {
+    /// Syncs what the request appended (blocking on fsync) and returns its answer: every
+    /// partition it wrote fails with the sync's error if the sync fails (which fsync failed is
+    /// not known, so none is acknowledged).
+    pub(super) fn finish(self) -> ProduceResponse {
+        let Unsynced { log, mut responses, to_sync } = self;
+        let ends: Vec<(&str, u32, i64)> =
+            to_sync.iter().map(|(topic, partition, end)| (topic.as_str(), *partition, *end)).collect();
+        if let Err(error) = log.sync_appended(&ends) {
+            tracing::warn!(%error, "sync of produced batches failed");
+            let code = codes::log_error(&error);
+            for topic in &mut responses {
+                for partition in &mut topic.partition_responses {
+                    let written = to_sync.iter().any(|(name, index, _)| {
+                        name.as_str() == topic.name.as_str() && i64::from(*index) == i64::from(partition.index)
+                    });
+                    if written {
+                        partition.error_code = code;
+                        partition.base_offset = -1;
+                    }
+                }
+            }
+        }
+        ProduceResponse::default().with_responses(responses)
+    }
+}
+
+/// Appends everything in the request; syncing is left to [`Unsynced::finish`].
+fn append_all(context: &Context, message: ProduceRequest) -> Unsynced {
     let mut to_sync: Vec<(String, u32, i64)> = Vec::new();
-    let mut responses: Vec<TopicProduceResponse> = message
+    let responses: Vec<TopicProduceResponse> = message
         .topic_data
         .into_iter()
         .map(|topic| {
@@ -96,25 +133,7 @@ fn append_all(context: &Context, message: ProduceRequest) -> Vec<TopicProduceRes
             TopicProduceResponse::default().with_name(topic.name).with_partition_responses(partitions)
         })
         .collect();
-    let ends: Vec<(&str, u32, i64)> =
-        to_sync.iter().map(|(topic, partition, end)| (topic.as_str(), *partition, *end)).collect();
-    if let Err(error) = context.log.sync_appended(&ends) {
-        // Which fsync failed is not known: none of the partitions written is acknowledged.
-        tracing::warn!(%error, "sync of produced batches failed");
-        let code = codes::log_error(&error);
-        for topic in &mut responses {
-            for partition in &mut topic.partition_responses {
-                let written = to_sync.iter().any(|(name, index, _)| {
-                    name.as_str() == topic.name.as_str() && i64::from(*index) == i64::from(partition.index)
-                });
-                if written {
-                    partition.error_code = code;
-                    partition.base_offset = -1;
-                }
-            }
-        }
-    }
-    responses
+    Unsynced { log: Arc::clone(&context.log), responses, to_sync }
 }
 
 /// Every partition of the request answered with `error`.
@@ -147,20 +166,35 @@ pub(super) fn blocking<T>(work: impl FnOnce() -> T) -> T {
     }
 }
 
-pub(super) async fn handle(
-    context: &Context,
-    _request: &Request<'_>,
-    message: ProduceRequest,
-) -> Option<ProduceResponse> {
+/// What a produce request comes to.
+#[derive(Debug)]
+pub(super) enum Produced {
+    /// Refused whole: answered now.
+    Refused(ProduceResponse),
+    /// Appended: answered once synced.
+    Appended(Unsynced),
+    /// acks=0: appended and synced, and never answered.
+    Unanswered,
+}
+
+pub(super) async fn handle(context: &Context, _request: &Request<'_>, message: ProduceRequest) -> Produced {
     let acks = message.acks;
-    let responses = if message.transactional_id.is_some() {
-        refuse_all(message, ResponseError::TransactionalIdAuthorizationFailed)
-    } else if !(-1..=1).contains(&acks) {
-        return Some(
-            ProduceResponse::default().with_responses(refuse_all(message, ResponseError::InvalidRequiredAcks)),
-        );
-    } else {
-        blocking(|| append_all(context, message))
-    };
-    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+    if message.transactional_id.is_some() {
+        let refused = refuse_all(message, ResponseError::TransactionalIdAuthorizationFailed);
+        return if acks == 0 {
+            Produced::Unanswered
+        } else {
+            Produced::Refused(ProduceResponse::default().with_responses(refused))
+        };
+    }
+    if !(-1..=1).contains(&acks) {
+        let refused = refuse_all(message, ResponseError::InvalidRequiredAcks);
+        return Produced::Refused(ProduceResponse::default().with_responses(refused));
+    }
+    let appended = blocking(|| append_all(context, message));
+    if acks == 0 {
+        blocking(|| drop(appended.finish()));
+        return Produced::Unanswered;
+    }
+    Produced::Appended(appended)
 }
