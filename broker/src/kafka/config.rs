@@ -28,13 +28,16 @@ pub struct KafkaConfig {
     pub max_connections: usize,
     /// A connection with no request for this long is closed (`connections.max.idle.ms`).
     pub idle_timeout: Duration,
+    /// The most a fetch response carries, whatever the client asks for (Kafka's broker-side
+    /// `fetch.max.bytes`), still at least one batch: bounds what one fetch holds in memory.
+    pub fetch_max_bytes: usize,
     /// The group coordinator's settings.
     pub coordinator: CoordinatorConfig,
 }
 
 impl Default for KafkaConfig {
     /// Advertise the bound address, auto-create one-partition topics, 100 MiB frames, 1024
-    /// connections, 10 min idle timeout.
+    /// connections, 10 min idle timeout, fetch responses of at most 8 MiB.
     fn default() -> Self {
         KafkaConfig {
             advertised_host: None,
@@ -46,6 +49,7 @@ impl Default for KafkaConfig {
             max_frame_bytes: 100 * 1024 * 1024,
             max_connections: 1024,
             idle_timeout: Duration::from_secs(600),
+            fetch_max_bytes: 8 * 1024 * 1024,
             coordinator: CoordinatorConfig::default(),
         }
     }

@@ -1,6 +1,7 @@
 //! Fetch (4–12): stored batches as they are, from the batch holding the fetch offset, within
-//! the request's and each partition's byte limits (at least one batch, however large, so a
-//! consumer can always make progress, as in KIP-74). With fewer than `min_bytes` available the
+//! the request's and each partition's byte limits, the request's capped by the listener's
+//! `fetch_max_bytes` (at least one batch, however large, so a consumer can always make progress,
+//! as in KIP-74). With fewer than `min_bytes` available the
 //! fetch waits, up to `max_wait_ms`, on the partitions' end-offset watches: a long poll with no
 //! polling. No fetch sessions: every answer is a full one (session id 0), which every client
 //! accepts.
@@ -87,7 +88,7 @@ pub(super) async fn handle(context: &Context, _request: &Request<'_>, message: F
             })
         })
         .collect();
-    let max_bytes = usize::try_from(message.max_bytes).unwrap_or(0);
+    let max_bytes = usize::try_from(message.max_bytes).unwrap_or(0).min(context.config.fetch_max_bytes);
     let min_bytes = usize::try_from(message.min_bytes).unwrap_or(0).max(1);
     let wait = Duration::from_millis(u64::try_from(message.max_wait_ms).unwrap_or(0)).min(MAX_WAIT);
     let deadline = tokio::time::Instant::now() + wait;

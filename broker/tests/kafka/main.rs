@@ -5,6 +5,7 @@
 //! repository's `tests/kafka/`. `tests/run.sh` installs the clients; a missing one fails
 //! its test with the command that installs it.
 
+mod fetch_limit;
 mod groups;
 mod hostile;
 mod java;
