@@ -69,7 +69,7 @@ mod tests;
 
 pub use bytes::Bytes;
 
-pub use crate::batch::{BatchError, CheckedBatches, ProducerBatchInfo};
+pub use crate::batch::{BatchError, CheckedBatches, ProducerBatchInfo, wire};
 pub use crate::cleaner::CompactionStats;
 pub use crate::config::{CleanupPolicy, FlushPolicy, LogConfig, TopicConfig};
 pub use crate::error::LogError;

@@ -176,23 +176,43 @@ fn decode_record(cursor: &mut Cursor<'_>, batch: &Bytes, header: &BatchHeader) -
 }
 
 fn decode_compressed_records(batch: &Bytes, header: &BatchHeader) -> Result<Vec<StoredRecord>, BatchError> {
+    use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
+
     if header.record_count as usize > MAX_COMPRESSED_RECORD_COUNT {
         return Err(BatchError::RecordCountTooLarge { count: header.record_count, limit: MAX_COMPRESSED_RECORD_COUNT });
     }
-    let mut input = batch.clone();
-    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut input)
-        .map_err(|error| BatchError::Compressed { source: error.into() })?;
-    // kafka-protocol keeps headers in a map, so duplicate header keys in a compressed batch from a
-    // foreign producer collapse to the last one. This log never writes compressed batches.
-    Ok(set
-        .records
-        .into_iter()
-        .map(|record| StoredRecord {
-            offset: record.offset,
-            key: record.key,
-            value: record.value,
-            headers: record.headers.into_iter().map(|(key, value)| (key.to_string(), value)).collect(),
-            timestamp: record.timestamp,
-        })
-        .collect())
+    // The records section is decompressed behind a copy of the header, and the records are then
+    // read by the same decoder as an uncompressed batch's (kafka-protocol's own record decoder
+    // keeps headers in a map, which would collapse duplicate header keys).
+    let mut section = batch.slice(BATCH_HEADER_SIZE..);
+    let unpack = |plain: &mut Bytes| -> anyhow::Result<Bytes> {
+        let mut owned = Vec::with_capacity(BATCH_HEADER_SIZE + plain.len());
+        owned.extend_from_slice(&batch[..BATCH_HEADER_SIZE]);
+        owned.extend_from_slice(plain);
+        Ok(Bytes::from(owned))
+    };
+    let plain = match header.compression() {
+        1 => Gzip::decompress(&mut section, unpack),
+        2 => Snappy::decompress(&mut section, unpack),
+        3 => Lz4::decompress(&mut section, unpack),
+        4 => Zstd::decompress(&mut section, unpack),
+        codec => return Err(BatchError::UnknownCompression { codec }),
+    }
+    .map_err(|error| BatchError::Compressed { source: error.into() })?;
+    let count = header.record_count as usize;
+    let limit = (plain.len() - BATCH_HEADER_SIZE) / MIN_RECORD_SIZE;
+    if count > limit {
+        return Err(BatchError::RecordCountTooLarge { count: header.record_count, limit });
+    }
+    let mut records = Vec::with_capacity(count);
+    let mut cursor = Cursor { data: &plain, position: BATCH_HEADER_SIZE };
+    for index in 0..count {
+        let record =
+            decode_record(&mut cursor, &plain, header).map_err(|reason| BatchError::MalformedRecord { index, reason })?;
+        records.push(record);
+    }
+    if cursor.position != plain.len() {
+        return Err(BatchError::MalformedRecord { index: count, reason: "bytes left after the last record" });
+    }
+    Ok(records)
 }

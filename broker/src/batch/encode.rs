@@ -255,3 +255,29 @@ pub(crate) fn encode_retained(original: &BatchHeader, retained: &[StoredRecord])
     buf[..8].copy_from_slice(&original.base_offset.to_be_bytes());
     Ok(buf)
 }
+
+/// Encodes `records` as one uncompressed batch stamped with a producer's id, epoch and base
+/// sequence (an idempotent producer's batch; `NO_PRODUCER_ID` and friends for a plain one), base
+/// offset zero: what a Kafka client sends in a Produce request.
+pub(crate) fn encode_producer_batch(
+    records: &[Record],
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+) -> Result<Vec<u8>, BatchError> {
+    let mut capacity = BATCH_HEADER_SIZE;
+    for record in records {
+        capacity = capacity.saturating_add(record_size_bound(record)?);
+    }
+    let mut buf = Vec::with_capacity(capacity);
+    let layout = BatchLayout {
+        offset_deltas: None,
+        last_offset_delta: records.len() as i32 - 1,
+        attributes: 0,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+    };
+    put_batch(&mut buf, records, &layout)?;
+    Ok(buf)
+}

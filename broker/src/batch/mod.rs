@@ -32,9 +32,10 @@
 //! map, so duplicate header keys (legal in Kafka, used by Kafka Connect) would collapse; and its
 //! decoder allocates a map per record. The output is byte-for-byte what
 //! `kafka_protocol::records::RecordBatchEncoder` produces for the same records (tested below),
-//! and compressed batches, which only foreign producers would bring, are decoded through
-//! `kafka_protocol::records::RecordBatchDecoder` after the record count is bounded: that decoder
-//! reserves memory for the count it reads, so an unchecked count is a memory bomb.
+//! and compressed batches (from foreign producers, or the runtime's Kafka backend) are
+//! decompressed with `kafka_protocol::compression` and their records read by the same decoder,
+//! after the record count is bounded. `wire` is the client side: the batches a producer sends
+//! (compressed if asked) and the decoding of a fetch answer.
 
 mod decode;
 mod encode;
@@ -43,6 +44,7 @@ pub(crate) mod ingest;
 #[cfg(test)]
 pub(crate) mod tests;
 mod varint;
+pub mod wire;
 
 pub(crate) use self::decode::batch_records;
 pub(crate) use self::encode::{BatchSpan, EncodedBatches, encode_retained};
