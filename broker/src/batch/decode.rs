@@ -207,8 +207,8 @@ fn decode_compressed_records(batch: &Bytes, header: &BatchHeader) -> Result<Vec<
     let mut records = Vec::with_capacity(count);
     let mut cursor = Cursor { data: &plain, position: BATCH_HEADER_SIZE };
     for index in 0..count {
-        let record =
-            decode_record(&mut cursor, &plain, header).map_err(|reason| BatchError::MalformedRecord { index, reason })?;
+        let record = decode_record(&mut cursor, &plain, header)
+            .map_err(|reason| BatchError::MalformedRecord { index, reason })?;
         records.push(record);
     }
     if cursor.position != plain.len() {

@@ -99,7 +99,8 @@ pub fn encode_batch(
     let batch_length = i32::try_from(batch.len() - LOG_OVERHEAD)
         .map_err(|_too_long| BatchError::RecordTooLarge { size: batch.len() })?;
     batch[8..12].copy_from_slice(&batch_length.to_be_bytes());
-    let attributes = i16::from_be_bytes([batch[ATTRIBUTES_OFFSET], batch[ATTRIBUTES_OFFSET + 1]]) | compression.attribute();
+    let attributes =
+        i16::from_be_bytes([batch[ATTRIBUTES_OFFSET], batch[ATTRIBUTES_OFFSET + 1]]) | compression.attribute();
     batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
     let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
     batch[CRC_OFFSET..ATTRIBUTES_OFFSET].copy_from_slice(&crc.to_be_bytes());
@@ -186,7 +187,10 @@ mod tests {
             assert_eq!(fetched.records.len(), 50, "{codec}");
             for (index, (record, original)) in fetched.records.iter().zip(&input).enumerate() {
                 assert_eq!(record.offset, 100 + index as i64);
-                assert_eq!((&record.key, &record.value, &record.headers), (&original.key, &original.value, &original.headers));
+                assert_eq!(
+                    (&record.key, &record.value, &record.headers),
+                    (&original.key, &original.value, &original.headers)
+                );
                 assert_eq!(record.timestamp, original.timestamp);
             }
         }
