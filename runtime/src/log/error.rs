@@ -9,6 +9,9 @@ pub enum LogError {
     /// The embedded broker refused or failed the call.
     #[error(transparent)]
     Embedded(#[from] weir_broker::LogError),
+    /// The Kafka cluster refused or failed the call.
+    #[error(transparent)]
+    Kafka(#[from] super::KafkaError),
     /// The blocking-pool thread running the call panicked or was shut down.
     #[error("the log call on the blocking pool did not finish")]
     Blocking {
@@ -26,6 +29,7 @@ impl LogError {
     pub fn is_retriable(&self) -> bool {
         match self {
             LogError::Embedded(error) => error.is_retriable(),
+            LogError::Kafka(error) => error.is_retriable(),
             LogError::Blocking { .. } | LogError::Fenced { .. } => false,
         }
     }

@@ -16,16 +16,19 @@
 //! [`EmbeddedLog`] is the implementation over the in-process broker (`weir_broker::Log`), the
 //! default; it is the only code in the runtime that names that type. Its calls block on file I/O
 //! and fsync, so each one runs on tokio's blocking pool, never on an executor thread.
+//! [`KafkaLog`] is the implementation over a Kafka cluster (`weir run --bootstrap-servers`).
 
 mod embedded;
 mod error;
 mod event_log;
 #[cfg(test)]
 pub(crate) mod faulty;
+mod kafka;
 
 pub use embedded::EmbeddedLog;
 pub use error::LogError;
 pub use event_log::{
     Batches, EventLog, FetchRequest, FetchedPartition, Generation, GroupOffset, OffsetRange, PartitionBatch,
 };
+pub use kafka::{KafkaClientConfig, KafkaError, KafkaLog};
 pub use weir_broker::{AppendResult, Bytes, CleanupPolicy, Record, StoredRecord, TopicConfig};
